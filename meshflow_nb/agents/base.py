@@ -1,0 +1,91 @@
+"""What an agent receives (`NodeContext`) and what it may return (`AgentResult`).
+
+An agent is a plain function or a coroutine function taking one `NodeContext`. It may
+return text, a dict, or an `AgentResult`; `normalize_result` turns any of them into an
+`AgentResult` so the runner handles one shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class NodeContext:
+    """Everything a node's agent may read: the task, upstream outputs, run variables."""
+
+    run_id: str
+    node_id: str
+    role: str
+    task: str
+    inputs: Mapping[str, Any]
+    """Latest outputs of the nodes that feed this one (including a loop edge's source)."""
+    outputs: Mapping[str, Any]
+    """Latest output of every node that has completed so far in this run."""
+    variables: Mapping[str, Any]
+    """Exported variables of the run so far (e.g. ``quality_score``)."""
+    iteration: int = 1
+    """1 on a node's first execution in this run, 2 on its first re-run by a loop, ..."""
+    feedback: str | None = None
+    """When a loop edge re-ran this node: the text of the loop edge's source (its review)."""
+
+
+@dataclass
+class AgentResult:
+    """A structured agent output: text plus exported variables and accounting.
+
+    Give either ``uncertainty`` (0 = certain, 1 = no idea) or ``confidence``
+    (its complement); the runner stores uncertainty.
+    """
+
+    text: str = ""
+    variables: dict[str, Any] = field(default_factory=dict)
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float | None = None
+    uncertainty: float | None = None
+    confidence: float | None = None
+    model: str | None = None
+    output: Any = None
+    """What downstream nodes see; defaults to ``text``."""
+
+    def __post_init__(self) -> None:
+        for name in ("uncertainty", "confidence"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"AgentResult.{name} must be between 0 and 1, got {value!r}")
+        if self.uncertainty is None and self.confidence is not None:
+            self.uncertainty = 1.0 - self.confidence
+        if self.tokens_in < 0 or self.tokens_out < 0:
+            raise ValueError("AgentResult token counts cannot be negative")
+        if self.output is None:
+            self.output = self.text
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+
+def normalize_result(value: Any, exports: tuple[str, ...] = ()) -> AgentResult:
+    """Turn an agent's return value into an `AgentResult`.
+
+    A dict is the output itself; its keys named in ``exports`` become variables.
+    Anything else that is not an `AgentResult` becomes text.
+    """
+    if isinstance(value, AgentResult):
+        return value
+    if isinstance(value, Mapping):
+        variables = {name: value[name] for name in exports if name in value}
+        return AgentResult(text=_dict_text(value), variables=variables, output=dict(value))
+    if value is None:
+        return AgentResult(text="")
+    return AgentResult(text=str(value))
+
+
+def _dict_text(value: Mapping[str, Any]) -> str:
+    for key in ("text", "output", "content"):
+        if isinstance(value.get(key), str):
+            return value[key]
+    return ", ".join(f"{k}={v}" for k, v in value.items())
