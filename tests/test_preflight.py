@@ -1,0 +1,163 @@
+"""Pre-flight: each malformed definition gets its own specific, fixable error."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from meshflow_nb import EventType, HumanGate, Node, RunStatus, WorkflowDefinition
+
+
+def ok(ctx):
+    return "ok"
+
+
+def two_args(ctx, extra):
+    return "never"
+
+
+def wf(*node_ids: str, **exports: list[str]) -> WorkflowDefinition:
+    """A workflow with the given nodes (agent `ok`), exports by node id."""
+    definition = WorkflowDefinition("broken")
+    for node_id in node_ids:
+        definition.add_node(node_id, ok, exports=exports.get(node_id, []))
+    return definition
+
+
+def chain(*node_ids: str, **exports: list[str]) -> WorkflowDefinition:
+    definition = wf(*node_ids, **exports)
+    for a, b in itertools.pairwise(node_ids):
+        definition.add_edge(a, b)
+    return definition
+
+
+CASES = {
+    "empty workflow": (lambda: WorkflowDefinition("broken"), "S001", "no nodes"),
+    "duplicate id": (lambda: wf("a", "a").add_edge("a", "a"), "S002", "2 nodes share"),
+    "empty id": (lambda: WorkflowDefinition("broken").add_node(Node("", ok)), "S003",
+                 "non-empty string"),
+    "numeric id": (lambda: WorkflowDefinition("broken").add_node(Node(7, ok)), "S003",
+                   "non-empty string"),
+    "no agent": (lambda: WorkflowDefinition("broken").add_node(Node("a")), "S004",
+                 "no agent"),
+    "agent is text": (lambda: WorkflowDefinition("broken").add_node(Node("a", "summarise")),
+                      "S005", "is a str"),
+    "agent takes two args": (lambda: WorkflowDefinition("broken").add_node("a", two_args),
+                             "S005", "one argument"),
+    "unknown role name": (lambda: WorkflowDefinition("broken").add_node("a", ok, role="wizard"),
+                          "S006", "'wizard' is not a Role"),
+    "role of wrong type": (lambda: WorkflowDefinition("broken").add_node("a", ok, role=3),
+                           "S006", "3 is not a Role"),
+    "bad risk tier": (lambda: WorkflowDefinition("broken").add_node("a", ok, risk_tier="high"),
+                      "S007", "not a RiskTier"),
+    "zero timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s=0),
+                     "S008", "timeout_s=0"),
+    "negative timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s=-5),
+                         "S008", "timeout_s=-5"),
+    "text timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s="30"),
+                     "S008", "timeout_s='30'"),
+    "export with space": (lambda: wf("a", a=["quality score"]), "S009", "'quality score'"),
+    "dunder export": (lambda: wf("a", a=["__class__"]), "S009", "'__class__'"),
+    "keyword export": (lambda: wf("a", a=["if"]), "S009", "'if'"),
+    "unknown target": (lambda: wf("writer", "analyst").add_edge("writer", "analsyt"), "S010",
+                       "did you mean 'analyst'"),
+    "unknown source": (lambda: wf("a").add_edge("ghost", "a"), "S010", "source 'ghost'"),
+    "duplicate edge": (lambda: chain("a", "b").add_edge("a", "b"), "S011", "declared 2 times"),
+    "max_iterations zero": (lambda: chain("a", "b", a=["x"], b=["x"]).add_conditional_edge(
+        "b", "a", "x < 1", max_iterations=0), "S012", "max_iterations=0"),
+    "max_iterations negative": (lambda: chain("a", "b", b=["x"]).add_conditional_edge(
+        "b", "a", "x < 1", max_iterations=-1), "S012", "max_iterations=-1"),
+    "max_iterations fraction": (lambda: chain("a", "b", b=["x"]).add_conditional_edge(
+        "b", "a", "x < 1", max_iterations=1.5), "S012", "max_iterations=1.5"),
+    "max_iterations bool": (lambda: chain("a", "b", b=["x"]).add_conditional_edge(
+        "b", "a", "x < 1", max_iterations=True), "S012", "max_iterations=True"),
+    "guard on forward edge": (lambda: wf("a", "b", a=["x"]).add_conditional_edge(
+        "a", "b", "x > 1", max_iterations=2), "S013", "leads forward"),
+    "incomplete comparison": (lambda: wf("a", "b", a=["x"]).add_conditional_edge(
+        "a", "b", "x <"), "S014", "column"),
+    "function call": (lambda: wf("a", "b", a=["x"]).add_conditional_edge(
+        "a", "b", "len(x) > 2"), "S014", "call"),
+    "attribute access": (lambda: wf("a", "b", a=["x"]).add_conditional_edge(
+        "a", "b", "x.real > 2"), "S014", "attribute"),
+    "empty condition": (lambda: wf("a", "b").add_conditional_edge("a", "b", ""), "S014",
+                        "empty"),
+    "assignment instead of equality": (lambda: wf("a", "b", a=["x"]).add_conditional_edge(
+        "a", "b", "x = 1"), "S014", "=="),
+    "misspelt variable": (lambda: wf("a", "b", a=["quality_score"]).add_conditional_edge(
+        "a", "b", "quality_scor < 0.8"), "S015", "'quality_scor' is not exported"),
+    "variable only downstream": (lambda: chain("a", "b", "c", c=["late"]).add_conditional_edge(
+        "a", "c", "late > 1"), "S015", "available: none"),
+    "plain cycle": (lambda: chain("a", "b", "c").add_edge("c", "b"), "S016",
+                    "b -> c -> b"),
+    "loop edge without guard": (lambda: chain("w", "q", q=["s"]).add_conditional_edge(
+        "q", "w", "s < 0.8"), "S016", "max_iterations"),
+    "plain self edge": (lambda: chain("a", "b").add_edge("b", "b"), "S016", "b -> b"),
+    "everything in a cycle": (lambda: chain("a", "b").add_edge("b", "a"), "S017",
+                              "nothing can start"),
+    "isolated node": (lambda: chain("a", "b").add_node("orphan", ok), "S018",
+                      "'orphan'"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_malformed_definition_gets_its_specific_error(case):
+    build, rule, fragment = CASES[case]
+    report = build().preflight()
+    assert not report.ok
+    matching = [p for p in report.problems if p.rule == rule]
+    assert matching, f"expected {rule}, got {report.rules}:\n{report}"
+    assert any(fragment in f"{p.where} {p.message} {p.fix}" for p in matching), str(report)
+    assert all(p.fix for p in report.problems)
+
+
+def test_there_are_at_least_thirty_distinct_malformed_definitions():
+    assert len(CASES) >= 30
+    assert len({rule for _, rule, _ in CASES.values()}) >= 17
+
+
+def test_every_problem_is_reported_at_once():
+    definition = (WorkflowDefinition("many")
+                  .add_node("a", ok).add_node("a", ok).add_node("b")
+                  .add_edge("a", "nowhere").add_conditional_edge("a", "b", "len(x)"))
+    report = definition.preflight()
+    assert {"S002", "S004", "S010", "S014"} <= set(report.rules)
+
+
+def test_bad_headless_approval_setting_is_a_preflight_problem(monkeypatch):
+    monkeypatch.setenv("MESHFLOW_HITL", "maybe")
+    definition = chain("a").add_node(HumanGate("gate")).add_edge("a", "gate")
+    report = definition.preflight()
+    assert report.rules == ["S019"]
+    assert "'maybe'" in str(report)
+
+
+def test_a_rejected_definition_runs_no_node():
+    calls = []
+
+    def recording(ctx):
+        calls.append(ctx.node_id)
+        return "ran"
+
+    definition = (WorkflowDefinition("rejected").add_node("a", recording)
+                  .add_node("b", recording).add_edge("a", "b").add_edge("b", "missing"))
+    result = definition.run("t")
+    assert calls == []
+    assert result.status is RunStatus.REJECTED_PREFLIGHT
+    assert [e.type for e in result.events] == [
+        EventType.RUN_START, EventType.PREFLIGHT_REJECTED, EventType.RUN_COMPLETE]
+    assert result.events[1].payload["problems"][0]["rule"] == "S010"
+
+
+def test_the_report_reads_well_for_a_learner():
+    text = str(chain("a", "b").add_edge("b", "c").preflight())
+    assert text.startswith("Pre-flight rejected workflow 'broken': 1 problem. No node was run.")
+    assert "[S010 unknown-node] edge b -> c (target): target 'c' is not a node" in text
+    assert "fix:" in text
+
+
+def test_a_valid_definition_passes():
+    report = chain("a", "b", b=["x"]).add_conditional_edge("b", "a", "x < 1",
+                                                           max_iterations=2).preflight()
+    assert report.ok, str(report)
+    assert "passed" in str(report)
