@@ -1,0 +1,25 @@
+"""meshflow_nb: governed multi-agent workflows you can watch, gate and audit.
+
+The engine (graph, conditions, runner, events, ledger, policy) runs without Jupyter;
+`%load_ext meshflow_nb` adds the notebook layer on top.
+"""
+
+from __future__ import annotations
+
+from .agents.base import AgentResult, NodeContext
+from .events import EventType, MeshEvent
+from .graph import Edge, HumanGate, Node
+from .hitl import Decision, GateRequest
+from .launch import RunHandle
+from .preflight import PreflightReport, Problem
+from .results import NodeRun, RunResult, RunStatus
+from .roles import RiskTier, Role
+from .workflow import WorkflowDefinition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentResult", "Decision", "Edge", "EventType", "GateRequest", "HumanGate", "MeshEvent",
+    "Node", "NodeContext", "NodeRun", "PreflightReport", "Problem", "RiskTier", "Role",
+    "RunHandle", "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
+]

@@ -1,0 +1,157 @@
+"""One event model for the terminal stream, the notebook widgets and the ledger.
+
+Every run emits a sequence of `MeshEvent`s numbered 1, 2, 3, ... per run. An `EventBus`
+hands each event to its subscribers in order, synchronously, on the run's own thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class EventType(str, Enum):
+    """Every kind of event a run can emit; the first seven are the course's."""
+
+    RUN_START = "run_start"
+    NODE_START = "node_start"
+    NODE_COMPLETE = "node_complete"
+    GATE_PAUSE = "gate_pause"
+    GATE_RESUME = "gate_resume"
+    LOOP_ITERATION = "loop_iteration"
+    RUN_COMPLETE = "run_complete"
+    PREFLIGHT_REJECTED = "preflight_rejected"
+    NODE_FAILED = "node_failed"
+    NODE_SKIPPED = "node_skipped"
+    GATE_REJECT = "gate_reject"
+    LOOP_EXHAUSTED = "loop_exhausted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class MeshEvent:
+    """One thing that happened in a run; JSON-serialisable through `to_dict`."""
+
+    run_id: str
+    seq: int
+    ts: str
+    type: EventType
+    node_id: str | None = None
+    role: str | None = None
+    output: Any = None
+    uncertainty: float | None = None
+    cost_usd: float | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    carbon_g: float | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int | None:
+        """Input plus output tokens, or None for events that carry no tokens."""
+        if self.tokens_in is None and self.tokens_out is None:
+            return None
+        return (self.tokens_in or 0) + (self.tokens_out or 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict; `from_dict` reads it back into an equal event."""
+        data = asdict(self)
+        data["type"] = self.type.value
+        data["tokens"] = self.tokens
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str, ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MeshEvent:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["type"] = EventType(values["type"])
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One human-readable line: what `--stream` prints."""
+        where = f" {self.node_id}" if self.node_id else ""
+        role = f" ({self.role})" if self.role else ""
+        extras = [f"{k}={v}" for k, v in self._headline().items() if v is not None]
+        tail = "  " + " ".join(extras) if extras else ""
+        return f"#{self.seq:<3} {self.type.value:<18}{where}{role}{tail}"
+
+    def _headline(self) -> dict[str, Any]:
+        return {
+            "uncertainty": None if self.uncertainty is None else round(self.uncertainty, 3),
+            "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
+            "tokens": self.tokens,
+            **{k: v for k, v in self.payload.items() if _is_short(v)},
+        }
+
+
+def _is_short(value: Any) -> bool:
+    return isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 60)
+
+
+def utc_now() -> str:
+    """ISO-8601 UTC timestamp with microseconds, the format every event uses."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+Subscriber = Callable[[MeshEvent], None]
+
+
+class EventBus:
+    """Delivers each event to every subscriber, in subscription order.
+
+    A subscriber that raises is logged and kept: a broken display must not stop a run.
+    Thread-safe, so widgets in the notebook's thread can subscribe to a running run.
+    """
+
+    def __init__(self, subscribers: list[Subscriber] | None = None) -> None:
+        self._subscribers: list[Subscriber] = list(subscribers or [])
+        self._history: list[MeshEvent] = []
+        self._lock = threading.RLock()
+
+    def subscribe(self, subscriber: Subscriber, *, replay: bool = False) -> Callable[[], None]:
+        """Add a subscriber; with ``replay`` it first receives the events so far.
+
+        Returns a function that unsubscribes it.
+        """
+        with self._lock:
+            if replay:
+                for event in self._history:
+                    _deliver(subscriber, event)
+            self._subscribers.append(subscriber)
+        return lambda: self._unsubscribe(subscriber)
+
+    def _unsubscribe(self, subscriber: Subscriber) -> None:
+        with self._lock:
+            if subscriber in self._subscribers:
+                self._subscribers.remove(subscriber)
+
+    def publish(self, event: MeshEvent) -> None:
+        with self._lock:
+            self._history.append(event)
+            for subscriber in list(self._subscribers):
+                _deliver(subscriber, event)
+
+    @property
+    def history(self) -> list[MeshEvent]:
+        with self._lock:
+            return list(self._history)
+
+
+def _deliver(subscriber: Subscriber, event: MeshEvent) -> None:
+    try:
+        subscriber(event)
+    except Exception:  # a subscriber's bug must not break the run
+        log.exception("event subscriber %r failed on %s", subscriber, event.type.value)

@@ -1,0 +1,417 @@
+"""The asyncio scheduler that executes one run of a workflow definition.
+
+Dataflow rules (docs/concepts.md explains them for learners):
+
+* A node is ready when every forward edge into it is resolved. It runs if at least
+  one of them was taken; if all were cut (false condition, skipped source) it is
+  skipped and cuts its own outgoing edges, so joins never wait for a dead branch.
+* When a node finishes, its loop edges are tried first. A loop edge whose condition
+  holds re-runs the loop body (target ... source) while iterations remain; the
+  source's other edges then wait for its next completion. When the guard is spent the
+  loop closes and every other outgoing edge is taken regardless of its condition.
+* A failure, a gate rejection or a cancel stops new nodes from starting; nodes already
+  running finish, then the run ends with its status and a ``run_complete`` event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from .agents.base import AgentResult, NodeContext, normalize_result
+from .conditions import ConditionEvalError, parse_condition
+from .events import EventBus, EventType, MeshEvent, utc_now
+from .graph import Edge, HumanGate, Node, Topology
+from .hitl import ApprovalConfigError, Approver, Decision, GateRequest, headless_approver
+from .preflight import PreflightReport, Problem, check_structure
+from .results import NodeRun, RunResult, RunStatus, Totals
+from .roles import RiskTier
+
+if TYPE_CHECKING:
+    from .workflow import WorkflowDefinition
+
+# Plain-function agents run here so that they overlap like coroutines do.
+AGENT_THREADS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="meshflow-agent")
+
+
+class NodeFailure(Exception):
+    """An agent raised, timed out or broke its contract; ends the run as failed."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class GateRejected(Exception):
+    """A human gate was rejected; ends the run before any downstream node."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.describe())
+        self.decision = decision
+
+
+class Run:
+    """One execution of a definition: its state, its events, its result."""
+
+    def __init__(
+        self,
+        definition: WorkflowDefinition,
+        task: str,
+        *,
+        approver: Approver | None = None,
+        bus: EventBus | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        self.definition = definition
+        self.task = task
+        self.run_id = run_id or uuid.uuid4().hex[:16]
+        self.bus = bus or EventBus()
+        self._approver = approver
+        self.nodes = {n.id: n for n in definition.nodes}
+        self.records = {n.id: NodeRun(n.id, _role(n)) for n in definition.nodes}
+        self.variables: dict[str, Any] = {}
+        self.outputs: dict[str, Any] = {}
+        self.decisions: list[Decision] = []
+        self.totals = Totals()
+        self.status = RunStatus.RUNNING
+        self.error: str | None = None
+        self._topo: Topology | None = None
+        self._conditions: dict[Edge, Any] = {}
+        self._edge_taken: dict[Edge, bool | None] = {}
+        self._loop_counts: dict[Edge, int] = {}
+        self._feedback: dict[str, Any] = {}
+        self._tasks: dict[asyncio.Task, str] = {}
+        self._stopping = False
+        self._seq = 0
+        self._started = 0.0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- the run as a whole ----------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        """Pre-flight, then schedule nodes until none is running; always ends cleanly."""
+        self._loop = asyncio.get_running_loop()
+        self._started = time.perf_counter()
+        self.emit(EventType.RUN_START, payload={
+            "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes)})
+        report = self.preflight()
+        if not report.ok:
+            self.emit(EventType.PREFLIGHT_REJECTED, payload=report.to_dict())
+            return self._finish(RunStatus.REJECTED_PREFLIGHT, str(report), report)
+        self._prepare()
+        for node_id in self._topo.entries:
+            self._launch(node_id)
+        try:
+            await self._drain()
+        except asyncio.CancelledError:
+            self.cancel()
+            await self._drain()
+            self._finish(RunStatus.CANCELLED, "the run was cancelled")
+            raise
+        return self._finish(self.status if self._stopping else RunStatus.COMPLETED, self.error)
+
+    def preflight(self) -> PreflightReport:
+        """Structural checks plus the approver setting, all reported together."""
+        report = check_structure(self.definition)
+        if any(n.is_gate for n in self.nodes.values()) and self._approver is None:
+            try:
+                self._approver = headless_approver()
+            except ApprovalConfigError as err:
+                report.problems.append(Problem(
+                    "S019", "invalid-approval-setting", "environment", str(err),
+                    "unset MESHFLOW_HITL or set it to approve/reject, or pass approver=...",
+                    field="MESHFLOW_HITL"))
+        return report
+
+    def cancel(self) -> None:
+        """Stop starting nodes and cancel the ones running (thread-safe via the loop)."""
+        self._stop(RunStatus.CANCELLED, "the run was cancelled")
+        for task in self._tasks:
+            task.cancel()
+
+    def _prepare(self) -> None:
+        self._topo = Topology.of(self.nodes, self.definition.edges)
+        self._conditions = {
+            e: parse_condition(e.condition) for e in self.definition.edges if e.conditional}
+        self._edge_taken = {e: None for e in self._topo.forward_edges}
+        self._loop_counts = {e: 0 for e in self._topo.loop_edges}
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                node_id = self._tasks.pop(task)
+                self._settle(node_id, task)
+
+    def _finish(self, status: RunStatus, error: str | None,
+                report: PreflightReport | None = None) -> RunResult:
+        self.status, self.error = status, error
+        self.totals.duration_ms = (time.perf_counter() - self._started) * 1000
+        output = self._final_output()
+        self.emit(EventType.RUN_COMPLETE, output=output, payload={
+            "status": status.value, "error": error, "node_executions": self.totals.node_executions,
+            "loop_iterations": self.totals.loop_iterations, "tokens": self.totals.tokens,
+            "cost_usd": round(self.totals.cost_usd, 6),
+            "duration_ms": round(self.totals.duration_ms, 1)})
+        return RunResult(
+            run_id=self.run_id, workflow=self.definition.name, task=self.task, status=status,
+            output=output, nodes=self.records, totals=self.totals, events=self.bus.history,
+            decisions=self.decisions, preflight=report, error=error)
+
+    def _final_output(self) -> Any:
+        if self._topo is None:
+            return None
+        done = {n: self.records[n].output for n in self._topo.sinks
+                if self.records[n].status == "completed"}
+        if len(done) == 1:
+            return next(iter(done.values()))
+        return done or None
+
+    def _stop(self, status: RunStatus, error: str) -> None:
+        if not self._stopping:
+            self._stopping, self.status, self.error = True, status, error
+
+    # --- events ----------------------------------------------------------------
+
+    def emit(self, type_: EventType, node: Node | None = None, **fields: Any) -> MeshEvent:
+        self._seq += 1
+        event = MeshEvent(run_id=self.run_id, seq=self._seq, ts=utc_now(), type=type_,
+                          node_id=node.id if node else None,
+                          role=_role(node) if node else None, **fields)
+        self.bus.publish(event)
+        return event
+
+    # --- starting and finishing nodes -----------------------------------------
+
+    def _launch(self, node_id: str) -> None:
+        record = self.records[node_id]
+        record.status, record.executions = "running", record.executions + 1
+        work = self._execute(self.nodes[node_id], record.executions)
+        self._tasks[asyncio.ensure_future(work)] = node_id
+
+    def _settle(self, node_id: str, task: asyncio.Task) -> None:
+        """Record how a node's task ended and move the run on."""
+        record = self.records[node_id]
+        if task.cancelled():
+            record.status = "cancelled"
+            return
+        error = task.exception()
+        if error is None:
+            record.status = "completed"
+            self._route(node_id)
+        elif isinstance(error, GateRejected):
+            record.status = "rejected"
+            self._stop(RunStatus.REJECTED_AT_GATE, f"gate '{node_id}' {error.decision.describe()}")
+        else:
+            record.status, record.error = "failed", str(error)
+            self._stop(RunStatus.FAILED, f"node '{node_id}' failed: {error}")
+
+    async def _execute(self, node: Node, iteration: int) -> None:
+        """One execution of a node: start event, agent or gate, complete or failed event."""
+        ctx = self._context(node, iteration)
+        self.emit(EventType.NODE_START, node, payload={
+            "iteration": iteration, "inputs": sorted(ctx.inputs)})
+        began = time.perf_counter()
+        try:
+            if node.is_gate:
+                result = await self._gate(node, ctx)
+            else:
+                result = await self._call_agent(node, ctx)
+        except (asyncio.CancelledError, GateRejected):
+            raise
+        except NodeFailure as failure:
+            self._emit_failure(node, failure, began, iteration)
+            raise
+        except Exception as exc:  # an agent's bug becomes a failed node, never a crash
+            failure = NodeFailure(f"{type(exc).__name__}: {exc}", reason="exception")
+            self._emit_failure(node, failure, began, iteration)
+            raise failure from exc
+        self._complete(node, result, iteration, (time.perf_counter() - began) * 1000)
+
+    async def _call_agent(self, node: Node, ctx: NodeContext) -> AgentResult:
+        try:
+            value = await asyncio.wait_for(_invoke(node.agent, ctx), timeout=node.timeout_s)
+        except asyncio.TimeoutError:
+            raise NodeFailure(f"timed out after {node.timeout_s} s", reason="timeout") from None
+        result = normalize_result(value, node.exports)
+        missing = [name for name in node.exports if name not in result.variables]
+        if missing:
+            raise NodeFailure(
+                f"the agent declared exports {missing} but did not return them; return a dict "
+                "or AgentResult(variables={...}) that includes them", reason="missing_export")
+        return result
+
+    def _complete(self, node: Node, result: AgentResult, iteration: int, ms: float) -> None:
+        record = self.records[node.id]
+        record.output, record.text, record.variables = result.output, result.text, result.variables
+        record.tokens_in, record.tokens_out = result.tokens_in, result.tokens_out
+        record.cost_usd, record.model = result.cost_usd or 0.0, result.model
+        record.uncertainty, record.duration_ms = result.uncertainty, ms
+        self.variables.update(result.variables)
+        self.outputs[node.id] = result.output
+        self.totals.node_executions += 1
+        self.totals.tokens_in += result.tokens_in
+        self.totals.tokens_out += result.tokens_out
+        self.totals.cost_usd += record.cost_usd
+        self.emit(EventType.NODE_COMPLETE, node, output=result.output,
+                  uncertainty=result.uncertainty, cost_usd=record.cost_usd,
+                  tokens_in=result.tokens_in, tokens_out=result.tokens_out,
+                  payload={"iteration": iteration, "duration_ms": round(ms, 1),
+                           "model": result.model, **result.variables,
+                           **({"text": result.text} if result.text != result.output else {})})
+
+    def _emit_failure(self, node: Node, failure: NodeFailure, began: float, iteration: int) -> None:
+        self.emit(EventType.NODE_FAILED, node, payload={
+            "error": str(failure), "reason": failure.reason, "iteration": iteration,
+            "duration_ms": round((time.perf_counter() - began) * 1000, 1)})
+
+    def _context(self, node: Node, iteration: int) -> NodeContext:
+        feeders = [e.source for e in self._topo.forward_in.get(node.id, [])
+                   if self._edge_taken.get(e)]
+        feedback = self._feedback.pop(node.id, None)
+        if feedback is not None:
+            feeders.append(feedback[0])
+        inputs = {n: self.records[n].output for n in feeders}
+        return NodeContext(
+            run_id=self.run_id, node_id=node.id, role=_role(node) or "", task=self.task,
+            inputs=inputs, outputs=dict(self.outputs),
+            variables=dict(self.variables), iteration=iteration,
+            feedback=feedback[1] if feedback else None)
+
+    # --- human gates -----------------------------------------------------------
+
+    async def _gate(self, gate: HumanGate, ctx: NodeContext) -> AgentResult:
+        """Pause for a decision; an approval passes the gated content downstream."""
+        content = next(iter(ctx.inputs.values())) if len(ctx.inputs) == 1 else dict(ctx.inputs)
+        protects = tuple(sorted(self._topo.descendants(gate.id)))
+        tier = max((self.nodes[n].risk_tier for n in protects), default=RiskTier.READ_ONLY)
+        request = GateRequest(self.run_id, gate.id, content, gate.prompt, protects, tier,
+                              gate.timeout_s)
+        self.emit(EventType.GATE_PAUSE, gate, output=content, payload={
+            "prompt": gate.prompt, "protects": list(protects), "risk_tier": tier.name,
+            "timeout_s": gate.timeout_s})
+        decision = await self._decide(request)
+        self.decisions.append(decision)
+        if not decision.approved:
+            self.emit(EventType.GATE_REJECT, gate, payload=decision.to_dict())
+            raise GateRejected(decision)
+        self.emit(EventType.GATE_RESUME, gate, payload=decision.to_dict())
+        return AgentResult(text=str(content), output=content)
+
+    async def _decide(self, request: GateRequest) -> Decision:
+        """Ask the approver; no decision within the gate's timeout is a rejection."""
+        try:
+            decision = await asyncio.wait_for(_invoke(self._approver, request), request.timeout_s)
+        except asyncio.TimeoutError:
+            return Decision(False, "system", "timeout", channel="timeout", node_id=request.node_id)
+        if not isinstance(decision, Decision):
+            raise NodeFailure(f"the approver returned {decision!r}, not a Decision",
+                              reason="approver_error")
+        return decision
+
+    # --- routing ---------------------------------------------------------------
+
+    def _route(self, node_id: str) -> None:
+        """Decide which outgoing edges of a finished node are taken, then start what is ready."""
+        if self._stopping:
+            return
+        try:
+            loop, exhausted = self._try_loops(node_id)
+            if loop is not None:
+                return
+            for edge in self._forward_out(node_id):
+                self._resolve(edge, exhausted or self._holds(edge))
+        except ConditionEvalError as err:
+            self._stop(RunStatus.FAILED, f"a condition could not be evaluated: {err}")
+
+    def _try_loops(self, node_id: str) -> tuple[Edge | None, bool]:
+        """Take the first loop edge whose condition holds; report a spent guard."""
+        exhausted = False
+        for edge in (e for e in self._topo.out_edges.get(node_id, []) if e in self._loop_counts):
+            if not self._holds(edge):
+                continue
+            if self._loop_counts[edge] < edge.max_iterations:
+                self._take_loop(edge)
+                return edge, False
+            exhausted = True
+            self.emit(EventType.LOOP_EXHAUSTED, self.nodes[node_id], payload={
+                "edge": edge.label, "condition": edge.condition,
+                "max_iterations": edge.max_iterations, **self._condition_values(edge),
+                "message": f"loop {edge.label} reached max_iterations={edge.max_iterations}; "
+                           "proceeding along the other edges regardless of their conditions"})
+        return None, exhausted
+
+    def _take_loop(self, edge: Edge) -> None:
+        self._loop_counts[edge] += 1
+        self.totals.loop_iterations += 1
+        body = self._topo.bodies[edge]
+        self.emit(EventType.LOOP_ITERATION, self.nodes[edge.source], payload={
+            "edge": edge.label, "condition": edge.condition, "iteration": self._loop_counts[edge],
+            "max_iterations": edge.max_iterations, "rerun": sorted(body),
+            **self._condition_values(edge)})
+        for node_id in body:
+            self.records[node_id].status = "pending"
+        for other in self._topo.forward_edges:
+            if other.source in body:
+                self._edge_taken[other] = None
+        for inner in self._topo.loop_edges:  # nested loops start afresh on each pass
+            if inner is not edge and inner.source in body and inner.target in body:
+                self._loop_counts[inner] = 0
+        self._feedback[edge.target] = (edge.source, self.records[edge.source].text)
+        self._launch(edge.target)
+
+    def _resolve(self, edge: Edge, taken: bool) -> None:
+        self._edge_taken[edge] = taken
+        target = edge.target
+        incoming = self._topo.forward_in[target]
+        if self.records[target].status != "pending" or self._stopping:
+            return
+        if any(self._edge_taken[e] is None for e in incoming):
+            return
+        if any(self._edge_taken[e] for e in incoming):
+            self._launch(target)
+        else:
+            self._skip(target)
+
+    def _skip(self, node_id: str) -> None:
+        self.records[node_id].status = "skipped"
+        cut = [e.label for e in self._topo.forward_in[node_id]]
+        self.emit(EventType.NODE_SKIPPED, self.nodes[node_id], payload={
+            "reason": f"every incoming edge was cut: {', '.join(cut)}"})
+        for edge in self._forward_out(node_id):
+            self._resolve(edge, False)
+
+    def _forward_out(self, node_id: str) -> list[Edge]:
+        return [e for e in self._topo.out_edges.get(node_id, []) if e in self._edge_taken]
+
+    def _holds(self, edge: Edge) -> bool:
+        condition = self._conditions.get(edge)
+        if condition is None:
+            return True
+        try:
+            return condition.evaluate(self.variables)
+        except ConditionEvalError as err:
+            raise ConditionEvalError(f"edge {edge.label} [{edge.condition}]: {err}") from err
+
+    def _condition_values(self, edge: Edge) -> dict[str, Any]:
+        condition = self._conditions[edge]
+        return {name: self.variables.get(name) for name in sorted(condition.names)}
+
+
+async def _invoke(function: Any, argument: Any) -> Any:
+    """Call a coroutine function in the loop, a plain function in a worker thread."""
+    if inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+            type(function).__call__):
+        return await function(argument)
+    loop = asyncio.get_running_loop()
+    value = await loop.run_in_executor(AGENT_THREADS, function, argument)
+    return await value if inspect.isawaitable(value) else value
+
+
+def _role(node: Node | None) -> str | None:
+    role = getattr(node, "role", None)
+    return getattr(role, "value", role)

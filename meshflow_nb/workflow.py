@@ -1,0 +1,121 @@
+"""`WorkflowDefinition`: the builder a learner writes, and the ways to run it.
+
+    wf = (WorkflowDefinition("capstone")
+          .add_node(Node("researcher", research, role=Role.RESEARCHER))
+          .add_edge("researcher", "writer"))
+    result = wf.run("Summarise the state of solid-state batteries")
+
+Building never raises for graph mistakes: `preflight()` (and every run) reports all
+of them at once, and a definition that fails pre-flight runs no node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from .events import EventBus, MeshEvent, Subscriber
+from .graph import Agent, Edge, Node
+from .hitl import Approver
+from .launch import RunHandle, run_blocking, stream_async, stream_blocking
+from .preflight import PreflightReport
+from .results import RunResult
+from .runner import Run
+
+
+class WorkflowDefinition:
+    """A graph of agent nodes, human gates and (conditional) edges."""
+
+    def __init__(self, name: str = "workflow", description: str = "") -> None:
+        self.name = name
+        self.description = description
+        self.nodes: list[Node] = []
+        self.edges: list[Edge] = []
+        self._subscribers: list[Subscriber] = []
+
+    # --- building ----------------------------------------------------------------
+
+    def add_node(self, node: Node | str, agent: Agent | None = None, **fields: Any
+                 ) -> WorkflowDefinition:
+        """Add a `Node` (or `HumanGate`), or build one: ``add_node("id", agent, role=...)``."""
+        if isinstance(node, Node):
+            if agent is not None or fields:
+                raise TypeError("pass either a Node, or an id with its agent and fields, not both")
+            self.nodes.append(node)
+        elif isinstance(node, str):
+            self.nodes.append(Node(node, agent, **fields))
+        else:
+            raise TypeError(
+                f"add_node() takes a Node or a node id string, not {type(node).__name__}")
+        return self
+
+    def add_edge(self, source: str | Node, target: str | Node) -> WorkflowDefinition:
+        """``target`` runs after ``source`` (and after every other node that feeds it)."""
+        self.edges.append(Edge(_node_id(source), _node_id(target)))
+        return self
+
+    def add_conditional_edge(self, source: str | Node, target: str | Node, condition: str,
+                             max_iterations: int | None = None) -> WorkflowDefinition:
+        """An edge taken only when ``condition`` holds after ``source`` finishes.
+
+        An edge back to an earlier node is a loop edge and needs ``max_iterations``.
+        """
+        self.edges.append(Edge(_node_id(source), _node_id(target), condition,
+                               max_iterations, conditional=True))
+        return self
+
+    def node(self, node_id: str) -> Node:
+        """The node with this id (KeyError naming the known ids otherwise)."""
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(f"no node {node_id!r}; nodes are {[n.id for n in self.nodes]}")
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Receive every event of every future run of this workflow (e.g. a ledger)."""
+        self._subscribers.append(subscriber)
+        return lambda: self._subscribers.remove(subscriber)
+
+    # --- checking and running -----------------------------------------------------
+
+    def preflight(self) -> PreflightReport:
+        """Every problem that would stop a run, without running anything."""
+        return Run(self, "").preflight()
+
+    def run(self, task: str, *, approver: Approver | None = None,
+            on_event: Subscriber | None = None) -> RunResult:
+        """Run to the end and return the result; works in scripts and in Jupyter."""
+        return run_blocking(self._new_run(task, approver, on_event))
+
+    async def arun(self, task: str, *, approver: Approver | None = None,
+                   on_event: Subscriber | None = None) -> RunResult:
+        """Run to the end in the caller's event loop."""
+        return await self._new_run(task, approver, on_event).execute()
+
+    def stream(self, task: str, *, approver: Approver | None = None) -> Iterator[MeshEvent]:
+        """Yield each event as it happens; breaking out of the loop cancels the run."""
+        return stream_blocking(self._new_run(task, approver, None))
+
+    def astream(self, task: str, *, approver: Approver | None = None
+                ) -> AsyncIterator[MeshEvent]:
+        """``async for event in wf.astream(task)``: events as they happen."""
+        return stream_async(self._new_run(task, approver, None))
+
+    def start(self, task: str, *, approver: Approver | None = None,
+              on_event: Subscriber | None = None) -> RunHandle:
+        """Start the run in the background and return at once with a `RunHandle`."""
+        return RunHandle(self._new_run(task, approver, on_event)).start()
+
+    def _new_run(self, task: str, approver: Approver | None, on_event: Subscriber | None) -> Run:
+        if not isinstance(task, str):
+            raise TypeError(f"the task must be a string, not {type(task).__name__}")
+        subscribers = [*self._subscribers, *([on_event] if on_event else [])]
+        return Run(self, task, approver=approver, bus=EventBus(subscribers))
+
+    def __repr__(self) -> str:
+        return (f"<WorkflowDefinition {self.name!r}: {len(self.nodes)} nodes, "
+                f"{len(self.edges)} edges>")
+
+
+def _node_id(node: str | Node) -> str:
+    return node.id if isinstance(node, Node) else node

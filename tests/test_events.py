@@ -1,0 +1,133 @@
+"""The event model and the ways to watch a run: stream, astream, handles, subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+
+from meshflow_nb import EventType, MeshEvent, RunStatus, WorkflowDefinition
+from meshflow_nb.pipelines import build_capstone_pipeline
+
+CONTRACT_TYPES = {"run_start", "node_start", "node_complete", "gate_pause", "gate_resume",
+                  "loop_iteration", "run_complete"}
+
+
+def capstone_result():
+    return build_capstone_pipeline(quality_scores=[0.6, 0.85]).run("a task")
+
+
+def test_a_capstone_run_emits_every_contract_event_type():
+    result = capstone_result()
+    assert {e.type.value for e in result.events} >= CONTRACT_TYPES
+    assert result.events[0].type is EventType.RUN_START
+    assert result.events[-1].type is EventType.RUN_COMPLETE
+
+
+def test_sequence_numbers_are_gapless_per_run():
+    result = capstone_result()
+    assert [e.seq for e in result.events] == list(range(1, len(result.events) + 1))
+
+
+def test_events_round_trip_through_json():
+    for event in capstone_result().events:
+        data = json.loads(event.to_json())
+        assert {"run_id", "seq", "ts", "type", "node_id", "role", "payload"} <= set(data)
+        assert MeshEvent.from_dict(data) == event
+
+
+def test_node_complete_carries_accounting_and_output():
+    done = [e for e in capstone_result().events if e.type is EventType.NODE_COMPLETE
+            and e.node_id == "quality_gate"]
+    assert [round(e.payload["quality_score"], 2) for e in done] == [0.6, 0.85]
+    for event in done:
+        assert event.output and event.tokens > 0 and event.cost_usd > 0
+        assert 0 <= event.uncertainty <= 1
+
+
+def test_run_complete_carries_the_final_output_and_status():
+    result = capstone_result()
+    last = result.events[-1]
+    assert last.output == result.output == result.nodes["publisher"].output
+    assert last.payload["status"] == "completed"
+
+
+def test_stream_yields_events_while_the_run_is_still_going():
+    started = threading.Event()
+
+    def slow(ctx):
+        started.wait(timeout=5)  # only released once the consumer saw node_start
+        return "done" if started.is_set() else "stream was buffered"
+
+    wf = WorkflowDefinition("live").add_node("a", slow)
+    outputs = []
+    for event in wf.stream("t"):
+        if event.type is EventType.NODE_START:
+            started.set()
+        if event.type is EventType.NODE_COMPLETE:
+            outputs.append(event.output)
+    assert outputs == ["done"]
+
+
+def test_leaving_the_stream_early_cancels_the_rest_of_the_run():
+    ran = []
+
+    async def step(ctx):
+        ran.append(ctx.node_id)
+        await asyncio.sleep(0.05)
+        return ctx.node_id
+
+    wf = (WorkflowDefinition("early").add_node("a", step).add_node("b", step)
+          .add_node("c", step).add_edge("a", "b").add_edge("b", "c"))
+    for event in wf.stream("t"):
+        if event.type is EventType.NODE_COMPLETE and event.node_id == "a":
+            break
+    assert "c" not in ran
+
+
+def test_astream_yields_the_same_event_types_as_a_run():
+    async def collect():
+        return [e.type async for e in build_capstone_pipeline(quality_scores=[0.9]).astream("t")]
+
+    types = asyncio.run(collect())
+    assert types[0] is EventType.RUN_START and types[-1] is EventType.RUN_COMPLETE
+    assert EventType.GATE_RESUME in types
+
+
+def test_start_returns_at_once_and_replays_events_to_late_subscribers():
+    release = threading.Event()
+
+    def waits(ctx):
+        release.wait(timeout=5)
+        return "finished"
+
+    handle = WorkflowDefinition("bg").add_node("a", waits).start("t")
+    assert not handle.done() and handle.status is RunStatus.RUNNING
+    seen = []
+    handle.subscribe(lambda e: seen.append(e.type))
+    release.set()
+    result = handle.result(timeout=5)
+    assert result.status is RunStatus.COMPLETED
+    assert seen[0] is EventType.RUN_START and seen[-1] is EventType.RUN_COMPLETE
+
+
+def test_a_handle_can_be_awaited():
+    async def main():
+        return await WorkflowDefinition("aw").add_node("a", lambda ctx: "x").start("t")
+
+    assert asyncio.run(main()).output == "x"
+
+
+def test_workflow_subscribers_see_every_run_and_a_broken_one_does_not_stop_it():
+    wf = WorkflowDefinition("subs").add_node("a", lambda ctx: "x")
+    seen = []
+    wf.subscribe(lambda e: 1 / 0)
+    wf.subscribe(seen.append)
+    first, second = wf.run("one"), wf.run("two")
+    assert first.ok and second.ok
+    assert {e.run_id for e in seen} == {first.run_id, second.run_id}
+
+
+def test_describe_is_one_readable_line():
+    line = capstone_result().events[-1].describe()
+    assert "run_complete" in line and "status=completed" in line and "\n" not in line
