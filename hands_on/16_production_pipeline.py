@@ -1,0 +1,45 @@
+"""Lesson 16 hands-on: the production pipeline capstone.
+
+    MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py            # standard mode
+    MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py --stream   # one line per event
+    MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py --reject   # reviewer says no
+
+The pipeline itself is built in meshflow_nb/pipelines/capstone.py: researcher, two
+analysts in parallel, a writer with a quality loop (at most 2 revisions), a human gate,
+and the publisher (an EXTERNAL_IO action that only runs after approval).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from meshflow_nb.console import run_and_print
+from meshflow_nb.hitl import fixed_approver
+from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stream", action="store_true",
+                        help="print every event as one JSON line as it happens")
+    parser.add_argument("--reject", action="store_true",
+                        help="the human reviewer rejects the draft at the HITL gate")
+    parser.add_argument("--reviewer", default=os.environ.get("MESHFLOW_REVIEWER", "reviewer"),
+                        help="the name recorded with the gate decision")
+    parser.add_argument("--task", default=CAPSTONE_TASK, help="what the pipeline works on")
+    args = parser.parse_args(argv)
+
+    pipeline = build_capstone_pipeline()  # mock agents when MESHFLOW_MOCK=1
+    # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.
+    approver = fixed_approver(not args.reject, args.reviewer,
+                              "rejected with --reject" if args.reject else "approved by script",
+                              channel="script")
+    result = run_and_print(pipeline, args.task, stream=args.stream, approver=approver)
+    expected = "rejected_at_gate" if args.reject else "completed"
+    return 0 if result.status.value == expected else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Terminal presentation of a run: progress lines, the event stream, the summary.
+
+Shared by the hands-on scripts and the CLI so that both print a run the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, TextIO
+
+from .events import EventType, MeshEvent
+from .hitl import Approver
+from .results import RunResult
+from .workflow import WorkflowDefinition
+
+
+def progress_line(event: MeshEvent) -> str | None:
+    """A short line for the events a person follows in standard mode, else None."""
+    p = event.payload
+    if event.type is EventType.NODE_COMPLETE:
+        cost = f"${event.cost_usd:.4f}" if event.cost_usd else "$0"
+        unc = f"  uncertainty {event.uncertainty:.2f}" if event.uncertainty is not None else ""
+        extra = "".join(f"  {k}={_short(p[k])}" for k in p
+                        if k not in ("iteration", "duration_ms", "model", "feedback", "text"))
+        again = f" (pass {p['iteration']})" if p.get("iteration", 1) > 1 else ""
+        return (f"  done    {event.node_id:<14} {event.role or '':<12} {p['duration_ms']:>7.1f} ms"
+                f"  {event.tokens or 0:>5} tokens  {cost}{unc}{extra}{again}")
+    if event.type is EventType.NODE_FAILED:
+        return f"  FAILED  {event.node_id:<14} {p['error']}"
+    if event.type is EventType.NODE_SKIPPED:
+        return f"  skipped {event.node_id:<14} {p['reason']}"
+    if event.type is EventType.LOOP_ITERATION:
+        return (f"  loop    {p['edge']} [{p['condition']}] -> revision {p['iteration']} "
+                f"of {p['max_iterations']}")
+    if event.type is EventType.LOOP_EXHAUSTED:
+        return f"  loop    {p['message']}"
+    if event.type is EventType.GATE_PAUSE:
+        return f"  paused  {event.node_id:<14} waiting for a human decision ({p['prompt']})"
+    if event.type in (EventType.GATE_RESUME, EventType.GATE_REJECT):
+        verdict = "approved" if event.type is EventType.GATE_RESUME else "REJECTED"
+        why = f": {p['reason']}" if p.get("reason") else ""
+        return f"  gate    {event.node_id:<14} {verdict} by {p['reviewer']} via {p['channel']}{why}"
+    if event.type is EventType.PREFLIGHT_REJECTED:
+        return "  pre-flight rejected the workflow; no node ran"
+    return None
+
+
+def run_and_print(workflow: WorkflowDefinition, task: str, *, stream: bool = False,
+                  approver: Approver | None = None, out: TextIO = sys.stdout) -> RunResult:
+    """Run, printing progress lines, or with ``stream`` one JSON line per event.
+
+    In stream mode ``out`` carries only the JSON lines; the header and the summary go
+    to stderr so that the stream can be piped into another program.
+    """
+    notes = sys.stderr if stream else out
+
+    def show(event: MeshEvent) -> None:
+        line = event.to_json() if stream else progress_line(event)
+        if line is not None:
+            _print_or_silence(line, out)
+
+    _print_or_silence(f"Running '{workflow.name}' on: {task}", notes)
+    result = workflow.run(task, approver=approver, on_event=show)
+    _print_or_silence("\n" + result.summary(), notes)
+    if result.ok:
+        _print_or_silence("\nFinal output:\n" + _indent(result.output), notes)
+    return result
+
+
+def _print_or_silence(line: str, out: TextIO) -> None:
+    """Print; once the reader has gone (``| head``), send the rest to /dev/null."""
+    try:
+        print(line, file=out, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+
+
+def _short(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else str(value)[:40]
+
+
+def _indent(value: Any) -> str:
+    return "\n".join("  " + line for line in str(value).splitlines())

@@ -1,0 +1,86 @@
+"""The course's capstone pipeline (lesson 16) as a builder.
+
+    researcher -> analyst_a || analyst_b -> writer -> quality_gate
+    quality_gate -> writer      when quality_score < 0.8  (at most 2 revisions)
+    quality_gate -> hitl_gate   when quality_score >= 0.8 (or once the revisions are spent)
+    hitl_gate -> publisher      a human approves before anything is published
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from ..agents.mock import MockAgent, MockCritic, mock_enabled
+from ..graph import Agent, HumanGate, Node
+from ..roles import RiskTier, Role
+from ..workflow import WorkflowDefinition
+
+CAPSTONE_TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
+QUALITY_THRESHOLD = 0.8
+AGENT_IDS = ("researcher", "analyst_a", "analyst_b", "writer", "quality_gate", "publisher")
+
+
+def build_capstone_pipeline(
+    *,
+    agents: Mapping[str, Agent] | None = None,
+    quality_scores: Sequence[float] | None = None,
+    max_revisions: int = 2,
+    gate_timeout_s: float | None = None,
+    name: str = "production_pipeline",
+) -> WorkflowDefinition:
+    """Build the capstone workflow.
+
+    ``agents`` maps node ids to agents (any you leave out get the mock agent in mock
+    mode); ``quality_scores`` forces the mock critic's scores, one per draft.
+    """
+    chosen = {**_mock_agents(quality_scores), **(agents or {})}
+    missing = [a for a in AGENT_IDS if a not in chosen]
+    if missing:
+        raise ValueError(
+            f"no agent for {', '.join(missing)}: set MESHFLOW_MOCK=1 for mock agents, "
+            "or pass agents={'researcher': ..., ...} with your own functions.")
+    return (
+        WorkflowDefinition(name, description="Research, parallel analysis, drafting with a "
+                           "quality loop, human approval, then publication.")
+        .add_node(Node("researcher", chosen["researcher"], Role.RESEARCHER, RiskTier.READ_ONLY,
+                       description="Gather facts and structure findings"))
+        .add_node(Node("analyst_a", chosen["analyst_a"], Role.EXECUTOR, RiskTier.INTERNAL,
+                       description="Analyse from the technical angle"))
+        .add_node(Node("analyst_b", chosen["analyst_b"], Role.EXECUTOR, RiskTier.INTERNAL,
+                       description="Analyse from the business angle"))
+        .add_node(Node("writer", chosen["writer"], Role.EXECUTOR, RiskTier.INTERNAL,
+                       description="Synthesise both analyses into a draft"))
+        .add_node(Node("quality_gate", chosen["quality_gate"], Role.CRITIC, RiskTier.READ_ONLY,
+                       exports=["quality_score", "feedback"],
+                       description="Score the draft against the quality rubric"))
+        .add_node(HumanGate("hitl_gate", timeout_s=gate_timeout_s,
+                            prompt="Approve this draft for publication?",
+                            description="A human reviewer checks the draft before publishing"))
+        .add_node(Node("publisher", chosen["publisher"], Role.ORCHESTRATOR, RiskTier.EXTERNAL_IO,
+                       description="Finalize and publish after human approval"))
+        .add_edge("researcher", "analyst_a")
+        .add_edge("researcher", "analyst_b")
+        .add_edge("analyst_a", "writer")
+        .add_edge("analyst_b", "writer")
+        .add_edge("writer", "quality_gate")
+        .add_conditional_edge(source="quality_gate", target="writer",
+                              condition=f"quality_score < {QUALITY_THRESHOLD}",
+                              max_iterations=max_revisions)
+        .add_conditional_edge(source="quality_gate", target="hitl_gate",
+                              condition=f"quality_score >= {QUALITY_THRESHOLD}")
+        .add_edge("hitl_gate", "publisher")
+    )
+
+
+def _mock_agents(quality_scores: Sequence[float] | None) -> dict[str, Agent]:
+    if not mock_enabled() and quality_scores is None:
+        return {}
+    return {
+        "researcher": MockAgent(Role.RESEARCHER),
+        "analyst_a": MockAgent(Role.EXECUTOR, angle="technical"),
+        "analyst_b": MockAgent(Role.EXECUTOR, angle="business"),
+        "writer": MockAgent(Role.EXECUTOR, angle="writer"),
+        "quality_gate": MockCritic(Role.CRITIC, scores=quality_scores,
+                                   threshold=QUALITY_THRESHOLD),
+        "publisher": MockAgent(Role.ORCHESTRATOR),
+    }

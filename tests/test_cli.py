@@ -1,0 +1,60 @@
+"""The hands-on script's modes and the command line, run as a learner runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "hands_on" / "16_production_pipeline.py"
+
+
+def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {**os.environ, "MESHFLOW_MOCK": "1", "MESHFLOW_MOCK_LATENCY": "0",
+               "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environ,
+                          cwd=ROOT, timeout=120)
+
+
+def test_standard_mode_prints_each_node_and_a_summary():
+    proc = run(str(SCRIPT))
+    assert proc.returncode == 0, proc.stderr
+    done = [line.split()[1] for line in proc.stdout.splitlines()
+            if line.strip().startswith("done")]
+    assert done[0] == "researcher" and done[-2:] == ["hitl_gate", "publisher"]
+    assert done.count("writer") == 2
+    assert "completed" in proc.stdout and "loop" in proc.stdout
+    assert "Final output:" in proc.stdout
+
+
+def test_stream_mode_prints_one_json_event_per_line():
+    proc = run(str(SCRIPT), "--stream")
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]  # nothing but JSON
+    types = [e["type"] for e in events]
+    assert types[0] == "run_start" and types[-1] == "run_complete"
+    assert {"node_start", "node_complete", "gate_pause", "gate_resume",
+            "loop_iteration"} <= set(types)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["output"] and events[-1]["payload"]["status"] == "completed"
+    assert "completed" in proc.stderr  # the human summary goes beside the stream
+
+
+def test_reject_mode_stops_at_the_gate_and_names_the_reviewer():
+    proc = run(str(SCRIPT), "--reject", "--reviewer", "dana")
+    assert proc.returncode == 0, proc.stderr
+    assert "rejected_at_gate" in proc.stdout
+    assert "REJECTED by dana" in proc.stdout
+    assert "done    publisher" not in proc.stdout
+
+
+def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
+    ok = run("-m", "meshflow_nb", "run", "meshflow_nb.pipelines:build_capstone_pipeline", "t")
+    assert ok.returncode == 0, ok.stderr
+    bad = run("-m", "meshflow_nb", "run", "no_such_module:build", "t")
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("meshflow-nb: error: cannot import 'no_such_module'")
+    assert "Traceback" not in bad.stderr
