@@ -48,6 +48,8 @@ class HumanGate(Node):
 
     role: Role | None = Role.HUMAN
     prompt: str = "Approve the content above to continue?"
+    content_from: str | None = None
+    """Node whose latest output is shown for approval and passed on; default: the inputs."""
 
     @property
     def is_gate(self) -> bool:

@@ -79,7 +79,7 @@ def check_structure(definition: WorkflowDefinition) -> PreflightReport:
     report = PreflightReport(definition.name)
     nodes, edges = definition.nodes, definition.edges
     topology = Topology.of((n.id for n in nodes if isinstance(n.id, str)), edges)
-    for check in (_node_problems, _edge_problems, _shape_problems):
+    for check in (_node_problems, _edge_problems, _gate_problems, _shape_problems):
         report.problems.extend(check(nodes, edges, topology))
     return report
 
@@ -216,6 +216,18 @@ def _exported_upstream(source: str, nodes: list[Node], topo: Topology) -> set[st
 
 
 # --- whole-graph shape ---------------------------------------------------------
+
+
+def _gate_problems(nodes: list[Node], edges: list[Edge], topo: Topology) -> Iterator[Problem]:
+    for gate in (n for n in nodes if n.is_gate and n.content_from is not None):
+        upstream = sorted(topo.ancestors(gate.id)) if gate.id in topo.node_ids else []
+        if gate.content_from not in upstream:
+            yield Problem("S020", "gate-content-not-upstream", f"node '{gate.id}'",
+                          f"content_from={gate.content_from!r} is not a node that runs "
+                          "before this gate, so there is nothing to show the reviewer.",
+                          _did_you_mean(gate.content_from, upstream,
+                                        "name a node that has a path to the gate."),
+                          field="content_from")
 
 
 def _shape_problems(nodes: list[Node], edges: list[Edge], topo: Topology) -> Iterator[Problem]:

@@ -286,7 +286,12 @@ class Run:
 
     async def _gate(self, gate: HumanGate, ctx: NodeContext) -> AgentResult:
         """Pause for a decision; an approval passes the gated content downstream."""
-        content = next(iter(ctx.inputs.values())) if len(ctx.inputs) == 1 else dict(ctx.inputs)
+        if gate.content_from:
+            content = self.outputs.get(gate.content_from)
+        elif len(ctx.inputs) == 1:
+            content = next(iter(ctx.inputs.values()))
+        else:
+            content = dict(ctx.inputs)
         protects = tuple(sorted(self._topo.descendants(gate.id)))
         tier = max((self.nodes[n].risk_tier for n in protects), default=RiskTier.READ_ONLY)
         request = GateRequest(self.run_id, gate.id, content, gate.prompt, protects, tier,

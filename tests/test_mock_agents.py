@@ -63,8 +63,8 @@ def capstone(seed: int, scores=None) -> dict[str, AgentResult]:
     """researcher -> analysts -> writer -> critic -> (writer -> critic) -> publisher.
 
     The contexts are the ones the runner builds: the loop re-runs the writer with the
-    critic's output (the draft it passed on) as input and feedback, and the human gate
-    hands that draft to the publisher.
+    critic's review as input and feedback, and the human gate (content_from="writer")
+    hands the latest draft to the publisher.
     """
     outputs: dict[str, object] = {}
     variables: dict[str, object] = {}
@@ -86,10 +86,11 @@ def capstone(seed: int, scores=None) -> dict[str, AgentResult]:
     step("draft", "writer", writer, analyses)
     step("review", "quality_gate", critic, {"writer": outputs["writer"]})
     looped = outputs["quality_gate"]
-    step("revision", "writer", writer, {**analyses, "quality_gate": looped}, 2, looped)
+    step("revision", "writer", writer, {**analyses, "quality_gate": looped}, 2,
+         results["review"].text)
     step("review2", "quality_gate", critic, {"writer": outputs["writer"]}, 2)
     publisher = MockAgent(Role.ORCHESTRATOR, seed=seed)
-    step("publish", "publisher", publisher, {"hitl_gate": outputs["quality_gate"]})
+    step("publish", "publisher", publisher, {"hitl_gate": outputs["writer"]})
     return results
 
 
@@ -213,10 +214,10 @@ def test_default_critic_fails_the_first_draft_and_passes_the_revision(seed):
     assert first.uncertainty > second.uncertainty
 
 
-def test_critic_passes_the_draft_on_and_reports_in_text_and_variables():
+def test_critic_reports_its_review_in_output_and_variables():
     results = capstone(16)
     review = results["review"]
-    assert review.output == results["draft"].text  # what the human gate then shows
+    assert review.output == review.text
     assert review.text.startswith('Quality review of "The market readiness')
     assert set(review.variables) == {"quality_score", "feedback"}
     for criterion in ("coverage", "evidence", "clarity", "structure"):

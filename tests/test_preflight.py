@@ -95,6 +95,9 @@ CASES = {
     "plain self edge": (lambda: chain("a", "b").add_edge("b", "b"), "S016", "b -> b"),
     "everything in a cycle": (lambda: chain("a", "b").add_edge("b", "a"), "S017",
                               "nothing can start"),
+    "gate shows a node after it": (lambda: chain("a", "gate_in", "b").add_node(
+        HumanGate("g", content_from="b")).add_edge("gate_in", "g").add_edge("g", "b"),
+        "S020", "content_from='b'"),
     "isolated node": (lambda: chain("a", "b").add_node("orphan", ok), "S018",
                       "'orphan'"),
 }

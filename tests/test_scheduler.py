@@ -10,6 +10,7 @@ import pytest
 
 from meshflow_nb import (
     AgentResult,
+    Decision,
     EventType,
     HumanGate,
     Role,
@@ -241,6 +242,22 @@ def test_gate_approval_passes_the_draft_to_the_publisher():
     assert result.status is RunStatus.COMPLETED
     assert seen["hitl_gate"] == result.nodes["writer"].output
     assert types_of(result).index("gate_pause") < types_of(result).index("gate_resume")
+
+
+def test_gate_shows_and_passes_on_the_node_named_by_content_from():
+    requests = []
+
+    def approve(request):
+        requests.append(request)
+        return Decision(True, "dana")
+
+    wf = (WorkflowDefinition("g").add_node("draft", lambda ctx: "the draft")
+          .add_node("score", lambda ctx: {"q": 1}, exports=["q"])
+          .add_node(HumanGate("gate", content_from="draft")).add_node("pub", lambda ctx: ctx.inputs)
+          .add_edge("draft", "score").add_edge("score", "gate").add_edge("gate", "pub"))
+    result = wf.run("t", approver=approve)
+    assert requests[0].content == "the draft"
+    assert result.output == {"gate": "the draft"}
 
 
 def test_gate_timeout_rejects_with_reason_timeout():

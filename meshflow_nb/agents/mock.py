@@ -664,14 +664,7 @@ def _review(ctx: NodeContext, rng: random.Random, score: float, threshold: float
     )
     uncertainty = _review_uncertainty(score, threshold, ctx.iteration, rng)
     variables = {"quality_score": score, "feedback": "\n".join(requests)}
-    return _Work(text, uncertainty, variables, output=_reviewed(ctx) or text)
-
-
-def _reviewed(ctx: NodeContext) -> Any:
-    """What the critic passes downstream unchanged: its one input, or all of them."""
-    if len(ctx.inputs) > 1:
-        return dict(ctx.inputs)
-    return next(iter(ctx.inputs.values()), None)
+    return _Work(text, uncertainty, variables)
 
 
 def _compose_default_review(ctx: NodeContext, rng: random.Random, angle: str | None) -> _Work:

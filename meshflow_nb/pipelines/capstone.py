@@ -53,7 +53,7 @@ def build_capstone_pipeline(
         .add_node(Node("quality_gate", chosen["quality_gate"], Role.CRITIC, RiskTier.READ_ONLY,
                        exports=["quality_score", "feedback"],
                        description="Score the draft against the quality rubric"))
-        .add_node(HumanGate("hitl_gate", timeout_s=gate_timeout_s,
+        .add_node(HumanGate("hitl_gate", timeout_s=gate_timeout_s, content_from="writer",
                             prompt="Approve this draft for publication?",
                             description="A human reviewer checks the draft before publishing"))
         .add_node(Node("publisher", chosen["publisher"], Role.ORCHESTRATOR, RiskTier.EXTERNAL_IO,
