@@ -11,7 +11,7 @@ import keyword
 import math
 import operator
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -448,18 +448,20 @@ class _Parser:
             raise self._error(reason, token.position, len(token.text))
 
     def _parse_or(self) -> Expression:
-        operands = [self._parse_and()]
-        while self._current.kind == "or":
-            self._advance()
-            operands.append(self._parse_and())
-        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+        return self._parse_joined("or", self._parse_and, Or)
 
     def _parse_and(self) -> Expression:
-        operands = [self._parse_not()]
-        while self._current.kind == "and":
+        return self._parse_joined("and", self._parse_not, And)
+
+    def _parse_joined(
+        self, word: str, parse_operand: Callable[[], Expression], node: type[And] | type[Or]
+    ) -> Expression:
+        """``operand (word operand)*``: one operand alone, or an And/Or of them all."""
+        operands = [parse_operand()]
+        while self._current.kind == word:
             self._advance()
-            operands.append(self._parse_not())
-        return operands[0] if len(operands) == 1 else And(tuple(operands))
+            operands.append(parse_operand())
+        return operands[0] if len(operands) == 1 else node(tuple(operands))
 
     def _parse_not(self) -> Expression:
         negations = 0
