@@ -72,7 +72,7 @@ def normalize_result(value: Any, exports: tuple[str, ...] = ()) -> AgentResult:
     """Turn an agent's return value into an `AgentResult`.
 
     A dict is the output itself; its keys named in ``exports`` become variables.
-    Anything else that is not an `AgentResult` becomes text.
+    Any other value is the output as it is, with its ``str()`` as the text.
     """
     if isinstance(value, AgentResult):
         return value
@@ -81,7 +81,9 @@ def normalize_result(value: Any, exports: tuple[str, ...] = ()) -> AgentResult:
         return AgentResult(text=_dict_text(value), variables=variables, output=dict(value))
     if value is None:
         return AgentResult(text="")
-    return AgentResult(text=str(value))
+    if isinstance(value, str):
+        return AgentResult(text=value)
+    return AgentResult(text=str(value), output=value)
 
 
 def _dict_text(value: Mapping[str, Any]) -> str:

@@ -1,0 +1,195 @@
+"""`ReplayLedger`: the audit ledger a learner opens, verifies, exports and queries.
+
+    ledger = ReplayLedger("production.db")        # or a postgresql:// URI
+    ledger.attach(workflow)                        # every event of every run is recorded
+    result = workflow.run(task)
+    ledger.verify_chain(result.run_id)             # VerificationResult, truthy when intact
+    ledger.to_dataframe(result.run_id)             # pandas
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from ..events import MeshEvent
+from .anchor import Anchor, new_anchor
+from .hashing import row_event
+from .schema import ENTRY_COLUMNS
+from .stores import LedgerError, PostgresStore, Store, open_store
+from .verify import VerificationResult, verify
+from .writer import Durability, LedgerWriter, close_all_writers
+
+if TYPE_CHECKING:
+    from ..workflow import WorkflowDefinition
+
+DEFAULT_LEDGER = "meshflow_ledger.duckdb"
+EXPORT_FORMAT = "meshflow-ledger-run"
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def default_location() -> str:
+    """``MESHFLOW_LEDGER_DB``, else ``meshflow_ledger.duckdb`` in the working directory."""
+    return os.environ.get("MESHFLOW_LEDGER_DB") or DEFAULT_LEDGER
+
+
+class ReplayLedger:
+    """The persisted event stream of every run, hash-chained per run."""
+
+    def __init__(self, location: str | os.PathLike | None = None, *,
+                 durability: Durability | str = Durability.STEP,
+                 immutable: bool = False) -> None:
+        self.location = str(location or default_location())
+        self.durability = Durability(durability)
+        self.store = _shared_store(self.location)
+        self.immutable = immutable
+        if isinstance(self.store, PostgresStore):
+            self.store.set_immutable(immutable)
+        self._writer: LedgerWriter | None = None
+
+    # --- recording ---------------------------------------------------------------
+
+    @property
+    def writer(self) -> LedgerWriter:
+        if self._writer is None:
+            self._writer = LedgerWriter(self.store, self.durability)
+        return self._writer
+
+    def record(self, event: MeshEvent) -> None:
+        """Append one event (use as a subscriber: ``wf.run(task, on_event=ledger.record)``)."""
+        self.writer(event)
+
+    def attach(self, workflow: WorkflowDefinition) -> WorkflowDefinition:
+        """Record every event of every later run of ``workflow``; returns it."""
+        workflow.subscribe(self.record)
+        return workflow
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Wait until every recorded event is committed."""
+        if self._writer is not None:
+            self._writer.flush(timeout)
+
+    # --- reading -----------------------------------------------------------------
+
+    def to_dataframe(self, run_id: str | None = None) -> pd.DataFrame:
+        """The entries (of one run, or all) in ledger order, one row per event."""
+        where, params = _where_run(run_id)
+        return self.store.query(f"SELECT * FROM ledger_entries {where} ORDER BY seq", params)
+
+    def runs(self) -> pd.DataFrame:
+        """One row per run: workflow, status, times, entry count, head hash, policy."""
+        return self.store.query("SELECT * FROM ledger_runs ORDER BY started_at, run_id")
+
+    def sql(self, query: str) -> pd.DataFrame:
+        """Run any SQL against the ledger and get a DataFrame."""
+        return self.store.query(query)
+
+    def events(self, run_id: str) -> list[MeshEvent]:
+        """The run's events, read back from the ledger in order."""
+        self.flush()
+        frame = self.store.query("SELECT * FROM ledger_entries WHERE run_id = ? "
+                                 "ORDER BY run_seq", [run_id])
+        if frame.empty:
+            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+        return [row_event(row) for row in frame.to_dict("records")]
+
+    # --- checking ----------------------------------------------------------------
+
+    def verify_chain(self, run_id: str | None = None,
+                     anchor: Anchor | Iterable[Anchor] | str | os.PathLike | None = None,
+                     ) -> VerificationResult:
+        """Recompute every hash and link; name each damaged entry and the kind of damage.
+
+        ``anchor``: an `Anchor`, several, or a file written by `Anchor.save`; needed to
+        detect truncation and rewrites that recompute the whole chain.
+        """
+        self.flush()
+        return verify(self.store, run_id, _anchors(anchor))
+
+    def anchor(self, run_id: str) -> Anchor:
+        """The run's current length and head hash, to keep somewhere else."""
+        self.flush()
+        rows = self.store.rows("SELECT run_seq, hash, event_type FROM ledger_entries "
+                               "WHERE run_id = ? ORDER BY run_seq DESC LIMIT 1", [run_id])
+        if not rows:
+            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+        length, head, last_type = rows[0]
+        return new_anchor(run_id, int(length), head, last_type == "run_complete")
+
+    # --- moving runs -------------------------------------------------------------
+
+    def export_run(self, run_id: str) -> str:
+        """The run's record and entries as JSON, exactly as stored (for archives)."""
+        self.flush()
+        text_cols = ", ".join(f"CAST({n} AS VARCHAR) AS {n}" for n, _ in ENTRY_COLUMNS)
+        entries = self.store.query(f"SELECT {text_cols} FROM ledger_entries WHERE run_id = ? "
+                                   "ORDER BY seq", [run_id])
+        if entries.empty:
+            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+        run = self.store.query("SELECT * FROM ledger_runs WHERE run_id = ?", [run_id])
+        return json.dumps({
+            "format": EXPORT_FORMAT, "version": 1, "run_id": run_id,
+            "run": _records(run)[0] if not run.empty else None,
+            "entries": _records(entries),
+        }, ensure_ascii=False, indent=1)
+
+    def import_run(self, exported: str) -> str:
+        """Add an exported run to this ledger unchanged; returns its run id."""
+        data = json.loads(exported)
+        if data.get("format") != EXPORT_FORMAT:
+            raise LedgerError("this is not a meshflow_nb run export "
+                              f"(expected format {EXPORT_FORMAT!r})")
+        self.store.import_run(data["entries"], data.get("run"))
+        return data["run_id"]
+
+    def close(self) -> None:
+        self.flush()
+
+    def __repr__(self) -> str:
+        return f"<ReplayLedger {self.store.dialect} {self.location} durability={self.durability}>"
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """At interpreter exit: commit every queued event, then release the databases."""
+    close_all_writers()
+    for store in list(_stores.values()):
+        store.close()
+
+
+def _shared_store(location: str) -> Store:
+    """One store per database per process, shared by every ledger object that opens it."""
+    key = location if "://" in location else str(Path(location).resolve())
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = open_store(location)
+        return _stores[key]
+
+
+def _where_run(run_id: str | None) -> tuple[str, list[Any]]:
+    return ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in frame.astype(object).to_dict("records")]
+
+
+def _anchors(anchor: Anchor | Iterable[Anchor] | str | os.PathLike | None) -> list[Anchor]:
+    if anchor is None:
+        return []
+    if isinstance(anchor, Anchor):
+        return [anchor]
+    if isinstance(anchor, (str, os.PathLike)):
+        return Anchor.load(anchor)
+    return list(anchor)
+

@@ -1,0 +1,189 @@
+"""The ledger under load and under failure: concurrency, locks, crashes, durability."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from meshflow_nb import EventType, WorkflowDefinition
+from meshflow_nb.ledger import Durability, LedgerBusyError, LedgerError, ReplayLedger
+from meshflow_nb.ledger.stores import DuckDBStore
+from meshflow_nb.pipelines import build_capstone_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def mock_mode(monkeypatch):
+    monkeypatch.setenv("MESHFLOW_MOCK", "1")
+    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+
+
+def seq_summary(ledger: ReplayLedger) -> tuple[int, int, int]:
+    return tuple(ledger.sql("SELECT min(seq), max(seq), count(*) FROM ledger_entries")
+                 .iloc[0].tolist())
+
+
+def test_a_200_branch_fan_out_gives_a_gapless_valid_ledger(tmp_path):
+    ledger = ReplayLedger(tmp_path / "wide.duckdb")
+    wf = WorkflowDefinition("wide").add_node("start", lambda ctx: "go")
+    wf.add_node("join", lambda ctx: len(ctx.inputs))
+    for i in range(200):
+        wf.add_node(f"b{i}", lambda ctx: ctx.node_id).add_edge("start", f"b{i}")
+        wf.add_edge(f"b{i}", "join")
+    result = ledger.attach(wf).run("t")
+    assert result.output == 200
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    assert seq_summary(ledger) == (1, len(result.events), len(result.events))
+
+
+def test_twenty_concurrent_runs_interleave_into_one_gapless_ledger(tmp_path):
+    ledger = ReplayLedger(tmp_path / "many.duckdb")
+    wf = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    handles = [wf.start(f"task {i}") for i in range(20)]
+    results = [h.result(timeout=60) for h in handles]
+    assert all(r.ok for r in results)
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    assert check.runs_checked == 20
+    total = sum(len(r.events) for r in results)
+    assert seq_summary(ledger) == (1, total, total)
+    assert ledger.events(results[7].run_id) == results[7].events
+
+
+def test_event_mode_commits_every_event_before_the_run_goes_on(tmp_path):
+    ledger = ReplayLedger(tmp_path / "strict.duckdb", durability=Durability.EVENT)
+    stored_when_seen = []
+
+    def check_committed(event):
+        found = ledger.store.rows("SELECT count(*) FROM ledger_entries WHERE run_id = ? "
+                                  "AND run_seq = ?", [event.run_id, event.seq])[0][0]
+        stored_when_seen.append(found)
+
+    wf = ledger.attach(build_capstone_pipeline(quality_scores=[0.9]))
+    wf.subscribe(check_committed)
+    wf.run("t")
+    assert stored_when_seen and set(stored_when_seen) == {1}
+
+
+def test_step_mode_has_committed_everything_at_gates_and_at_the_end(tmp_path):
+    ledger = ReplayLedger(tmp_path / "step.duckdb")
+    at_barrier = {}
+
+    def check_committed(event):
+        if event.type in (EventType.GATE_PAUSE, EventType.RUN_COMPLETE):
+            at_barrier[event.type] = ledger.store.rows(
+                "SELECT count(*) FROM ledger_entries WHERE run_id = ?", [event.run_id])[0][0]
+            at_barrier[event.type, "seq"] = event.seq
+
+    wf = ledger.attach(build_capstone_pipeline(quality_scores=[0.9]))
+    wf.subscribe(check_committed)
+    wf.run("t")
+    assert at_barrier[EventType.GATE_PAUSE] == at_barrier[EventType.GATE_PAUSE, "seq"]
+    assert at_barrier[EventType.RUN_COMPLETE] == at_barrier[EventType.RUN_COMPLETE, "seq"]
+
+
+def test_a_failed_write_loses_no_entry(tmp_path, monkeypatch):
+    ledger = ReplayLedger(tmp_path / "flaky.duckdb")
+    real_append, failures = DuckDBStore.append, []
+
+    def flaky_append(self, batch):
+        if len(failures) < 2:
+            failures.append(len(batch))
+            raise OSError("disk full (simulated)")
+        return real_append(self, batch)
+
+    monkeypatch.setattr(DuckDBStore, "append", flaky_append)
+    result = ledger.attach(build_capstone_pipeline(quality_scores=[0.9])).run("t")
+    ledger.flush()
+    assert len(failures) == 2
+    assert ledger.events(result.run_id) == result.events
+    assert ledger.verify_chain().valid
+
+
+def test_export_imports_into_an_empty_ledger_and_still_verifies(tmp_path):
+    source = ReplayLedger(tmp_path / "a.duckdb")
+    wf = source.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    wf.run("first")
+    run_id = wf.run("second").run_id
+    archive = source.export_run(run_id)
+    target = ReplayLedger(tmp_path / "b.duckdb")
+    assert target.import_run(archive) == run_id
+    assert target.verify_chain().valid
+    assert target.events(run_id) == source.events(run_id)
+    assert target.runs().loc[0, "status"] == "completed"
+    with pytest.raises(LedgerError, match="already has this run"):
+        target.import_run(archive)
+
+
+def test_anchor_files_round_trip(tmp_path):
+    ledger = ReplayLedger(tmp_path / "a.duckdb")
+    run_id = ledger.attach(build_capstone_pipeline(quality_scores=[0.9])).run("t").run_id
+    anchor = ledger.anchor(run_id)
+    anchor.save(tmp_path / "anchors.json")
+    assert anchor.length == len(ledger.events(run_id)) and anchor.complete
+    check = ledger.verify_chain(anchor=tmp_path / "anchors.json")
+    assert check.valid and check.anchors_checked == 1
+
+
+WRITER = textwrap.dedent("""
+    import sys, time
+    from meshflow_nb import WorkflowDefinition
+    from meshflow_nb.ledger import ReplayLedger
+
+    ledger = ReplayLedger(sys.argv[1])
+    def slow(ctx):
+        time.sleep(30)
+        return "never"
+    wf = ledger.attach(WorkflowDefinition("crash").add_node("a", lambda ctx: "quick")
+                       .add_node("b", slow).add_edge("a", "b"))
+
+    def report(event):
+        if event.type.value == "node_start" and event.node_id == "b":
+            ledger.flush()  # step a is committed; b now hangs
+            print("b running", flush=True)
+    wf.run("t", on_event=report)
+""")
+
+
+def start_writer(path: Path) -> subprocess.Popen:
+    """A process that writes a run to ``path`` and then hangs in its second node."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for line in proc.stdout:
+        if line.strip() == "b running":
+            return proc
+    raise AssertionError("the writer process ended early")
+
+
+def test_a_second_process_gets_a_clear_message_not_a_lock_traceback(tmp_path, monkeypatch):
+    path = tmp_path / "busy.duckdb"
+    proc = start_writer(path)
+    try:
+        with pytest.raises(LedgerBusyError) as err:
+            DuckDBStore(path, wait_s=0.3).ensure_schema()
+        assert f"in use by process {proc.pid}" in str(err.value)
+        assert "MESHFLOW_LEDGER_DB" in str(err.value)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_kill_9_mid_run_leaves_a_valid_ledger_showing_the_run_incomplete(tmp_path):
+    path = tmp_path / "crash.duckdb"
+    proc = start_writer(path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    ledger = ReplayLedger(path)
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    assert len(check.incomplete_runs) == 1
+    assert ledger.runs().loc[0, "status"] == "running"
+    assert "Incomplete" in check.report()
