@@ -7,6 +7,9 @@
 The pipeline itself is built in meshflow_nb/pipelines/capstone.py: researcher, two
 analysts in parallel, a writer with a quality loop (at most 2 revisions), a human gate,
 and the publisher (an EXTERNAL_IO action that only runs after approval).
+
+Every event goes to the audit ledger (MESHFLOW_LEDGER_DB, default production.db), and
+every mode ends by verifying its hash chain.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import sys
 
 from meshflow_nb.console import run_and_print
 from meshflow_nb.hitl import fixed_approver
+from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
+
+LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "production.db")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,14 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=CAPSTONE_TASK, help="what the pipeline works on")
     args = parser.parse_args(argv)
 
-    pipeline = build_capstone_pipeline()  # mock agents when MESHFLOW_MOCK=1
+    ledger = ReplayLedger(LEDGER_DB)
+    pipeline = ledger.attach(build_capstone_pipeline())  # mock agents when MESHFLOW_MOCK=1
     # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.
     approver = fixed_approver(not args.reject, args.reviewer,
                               "rejected with --reject" if args.reject else "approved by script",
                               channel="script")
     result = run_and_print(pipeline, args.task, stream=args.stream, approver=approver)
+
+    # Section 7: verify the chain after every run; keep the anchor somewhere else.
+    check = ledger.verify_chain(result.run_id)
+    notes = sys.stderr if args.stream else sys.stdout
+    print(f"\nLedger {LEDGER_DB}, run {result.run_id}:\n{check.report()}", file=notes)
     expected = "rejected_at_gate" if args.reject else "completed"
-    return 0 if result.status.value == expected else 1
+    return 0 if result.status.value == expected and check.valid else 1
 
 
 if __name__ == "__main__":

@@ -8,8 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "hands_on" / "16_production_pipeline.py"
+
+
+@pytest.fixture(autouse=True)
+def ledger_file(tmp_path, monkeypatch):
+    """Each test writes its own ledger file, as a learner's fresh checkout would."""
+    path = tmp_path / "production.db"
+    monkeypatch.setenv("MESHFLOW_LEDGER_DB", str(path))
+    return path
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -28,6 +39,7 @@ def test_standard_mode_prints_each_node_and_a_summary():
     assert done.count("writer") == 2
     assert "completed" in proc.stdout and "loop" in proc.stdout
     assert "Final output:" in proc.stdout
+    assert "Ledger chain VALID: 23 entries in 1 runs checked." in proc.stdout
 
 
 def test_stream_mode_prints_one_json_event_per_line():
@@ -49,6 +61,20 @@ def test_reject_mode_stops_at_the_gate_and_names_the_reviewer():
     assert "rejected_at_gate" in proc.stdout
     assert "REJECTED by dana" in proc.stdout
     assert "done    publisher" not in proc.stdout
+    assert "Ledger chain VALID" in proc.stdout
+
+
+def test_the_course_tamper_exercise_is_caught_by_the_cli(ledger_file):
+    assert run(str(SCRIPT)).returncode == 0
+    with duckdb.connect(str(ledger_file)) as con:
+        rows = con.execute("SELECT run_id, node_id, prev_hash, hash FROM ledger_entries "
+                           "ORDER BY seq;").fetchall()
+        assert rows[0][2] == "0" * 64 and rows[1][2] == rows[0][3] and rows[2][2] == rows[1][3]
+        con.execute("""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2;""")
+    proc = run("-m", "meshflow_nb", "ledger", "verify", "--db", str(ledger_file))
+    assert proc.returncode == 1
+    assert "Ledger chain DAMAGED" in proc.stdout and "seq 2: edited" in proc.stdout
+    assert run("-m", "meshflow_nb", "ledger", "verify").returncode == 1  # via MESHFLOW_LEDGER_DB
 
 
 def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
