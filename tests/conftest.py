@@ -1,0 +1,39 @@
+"""Shared fixtures: a real PostgreSQL server that the test session starts and stops itself."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pg_cluster import PgCluster, find_bindir
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway cluster per session (per xdist worker), listening on a unix socket only.
+
+    Skips only when no server is installed; a server that is there but will not start is
+    an error, so a broken setup never passes as skipped tests.
+    """
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql; "
+                    "./dev test installs them with apt-get")
+    cluster = PgCluster(bindir)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(pg_cluster: PgCluster) -> str:
+    """URL of the session's database, e.g. ``postgresql://postgres@/meshflow_test?host=…``."""
+    return pg_cluster.url()
+
+
+@pytest.fixture
+def postgres_db(pg_cluster: PgCluster) -> Iterator[str]:
+    """URL of a fresh, empty database of this test's own, dropped afterwards."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)
