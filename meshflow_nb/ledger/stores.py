@@ -312,7 +312,10 @@ class _QmarkCursor:
         self.raw = cur
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), list(params) or None)
+        if params:  # psycopg reads %-placeholders only when there are parameters
+            self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+        else:
+            self.raw.execute(sql)
 
     def fetchall(self) -> list[tuple]:
         return self.raw.fetchall()
