@@ -2,27 +2,61 @@
 
 Only damaged runs are fetched here, so this code favours clear sentences over speed.
 Each `Problem` names the entry's ledger seq (or the run), a kind from `Damage`, and a
-sentence a learner can read.
+sentence a learner can read. docs/ledger-forensics.md walks through every kind.
+
+How a damaged run is read:
+
+1. Every entry whose hash fails is tried at nearby positions (its ``seq`` and ``run_seq``
+   shifted a little, or exchanged with another damaged entry). An entry that verifies
+   somewhere else was *moved* (renumbered or reordered), not edited: its contents are
+   intact. One that verifies nowhere was *edited*.
+2. The run is then followed in its original order (the positions found in step 1),
+   through the ``prev_hash`` links: a missing position is a deletion, two entries at
+   one position mean one was inserted (the genuine one is the one the chain continues
+   from), and a link to a hash that no entry has means the entry before was changed and
+   re-hashed.
+3. The end of the run is compared with its record in ``ledger_runs``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 from .anchor import Anchor
-from .hashing import canonical_text, entry_hash
-from .schema import GENESIS, HASHED_COLUMNS
+from .hashing import text_form
+from .schema import GENESIS, HASHED_COLUMNS, SEPARATOR
 from .stores import Store
+
+END_EVENT = "run_complete"
+"""The event that closes a run: nothing of the run may follow it."""
+
+WINDOW = 4
+"""How far (in seq and in run_seq) a damaged entry is tried away from where it sits."""
+
+PARTNER_LIMIT = 64
+"""Damaged entries further apart than this (in run_seq) are not tried as swap partners."""
 
 
 class Damage:
-    """Kinds of damage the verifier names (docs/ledger.md says which need an anchor)."""
+    """Kinds of damage the verifier names.
+
+    Seen from the table alone: ``edited``, ``edited_and_rehashed``, ``deleted``,
+    ``inserted``, ``reordered``, ``renumbered``, and ``run_removed`` / ``truncated``
+    when they leave a hole in the ledger's ``seq`` or disagree with the run's record.
+    Seen only against an anchor: ``rewritten`` (a chain recomputed to be consistent
+    with itself), and ``truncated`` / ``run_removed`` at the very end of the ledger
+    with the run's record adjusted to match.
+    """
 
     EDITED = "edited"
     REHASHED = "edited_and_rehashed"
     DELETED = "deleted"
     INSERTED = "inserted"
     REORDERED = "reordered"
+    RENUMBERED = "renumbered"
     TRUNCATED = "truncated"
     REWRITTEN = "rewritten"
     RUN_REMOVED = "run_removed"
@@ -30,184 +64,620 @@ class Damage:
 
 @dataclass(frozen=True)
 class Problem:
-    """One damaged place: the entry's ledger seq (None for whole runs), kind, sentence."""
+    """One damaged place: the entry's ledger seq (None for whole runs), kind, sentence.
+
+    ``missing`` lists the ledger positions of removed entries that this problem
+    accounts for, so that a hole in ``seq`` is explained only once.
+    """
 
     seq: int | None
     run_id: str | None
     kind: str
     message: str
+    missing: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
         where = f"seq {self.seq}" if self.seq is not None else f"run {self.run_id}"
         return f"{where}: {self.kind}: {self.message}"
 
 
+# --- one damaged run ---------------------------------------------------------------
+
+_FIELDS = (*HASHED_COLUMNS, "hash")
+
+
+@dataclass
+class _Entry:
+    """A stored row as text, with where it sits now and where its hash says it belongs."""
+
+    values: dict[str, str | None]
+    seq: int
+    run_seq: int
+    ok: bool
+    oseq: int = 0
+    orun: int = 0
+    edited: bool = False
+    _tail: bytes | None = None
+
+    @property
+    def hash(self) -> str:
+        return self.values["hash"] or ""
+
+    @property
+    def prev_hash(self) -> str:
+        return self.values["prev_hash"] or ""
+
+    @property
+    def event_type(self) -> str:
+        return self.values["event_type"] or ""
+
+    @property
+    def moved(self) -> bool:
+        return (self.oseq, self.orun) != (self.seq, self.run_seq)
+
+    def describe(self) -> str:
+        node = self.values["node_id"]
+        return f"{self.event_type} entry" + (f" of {node}" if node else "")
+
+    def verifies_at(self, seq: int, run_seq: int) -> bool:
+        """Whether the stored hash matches this entry's contents at another position."""
+        if seq < 1 or run_seq < 1:
+            return False
+        if self._tail is None:  # every column after run_seq: the same at any position
+            self._tail = SEPARATOR.join(
+                text_form(self.values[c]) for c in HASHED_COLUMNS[3:]).encode("utf-8")
+        head = SEPARATOR.join((str(seq), text_form(self.values["run_id"]), str(run_seq), ""))
+        digest = hashlib.sha256(head.encode("utf-8"))
+        digest.update(self._tail)
+        return digest.hexdigest() == self.hash
+
 
 def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[Problem]:
-    columns = ", ".join(f"CAST({c} AS VARCHAR)" for c in (*HASHED_COLUMNS, "hash"))
-    rows = [dict(zip((*HASHED_COLUMNS, "hash"), r, strict=True)) for r in store.rows(
-        f"SELECT {columns} FROM ledger_entries WHERE run_id = ? ORDER BY run_seq, seq",
-        [run_id])]
-    for row in rows:
-        row["seq"], row["run_seq"] = int(row["seq"]), int(row["run_seq"])
-        row["ok"] = row["seq"] not in bad_hashes
-    swapped = _swapped_pairs(rows)
-    problems = [Problem(a["seq"], run_id, Damage.REORDERED,
-                        f"entries at seq {a['seq']} and {b['seq']} of run {run_id} have "
-                        "exchanged places; each hash matches the other's position")
-                for a, b in swapped]
-    moved = {r["seq"] for pair in swapped for r in pair}
-    problems += _walk_chain(run_id, [r for r in rows if r["seq"] not in moved])
+    """Describe every problem of one run whose hashes or links failed verification."""
+    entries = _fetch(store, "run_id = ?", [run_id], bad_hashes)
+    elsewhere = [s for s, run in bad_hashes.items() if run != run_id] \
+        if len(bad_hashes) <= 4 * PARTNER_LIMIT else []
+    _find_positions(entries, elsewhere)
+    edited = [e for e in entries if e.edited]
+    if len(edited) > 1:  # perhaps moved far, many at once: try the holes in the ledger
+        _find_positions(edited, _vacant(store, limit=2000, bad_hashes=bad_hashes), far=True)
+    problems, paired = _reordered(store, run_id, entries, bad_hashes)
+    chain = _walk(store, run_id, entries)
+    renumbered = [e for e in entries if e.moved and e.seq not in paired]
+    if renumbered and not any(p.kind in (Damage.INSERTED, Damage.DELETED) for p in chain):
+        problems.append(_renumbered(store, run_id, renumbered))
+    elif renumbered:
+        chain = [_note_renumbering(p, len(renumbered)) for p in chain]
+    problems += chain
+    problems += _run_end(store, run_id, entries)
     return problems
 
 
-def _swapped_pairs(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """Pairs of damaged entries that verify once their ledger positions are swapped."""
-    damaged = [r for r in rows if not r["ok"]]
-    pairs, used = [], set()
-    for i, a in enumerate(damaged):
-        for b in damaged[i + 1:]:
-            if a["seq"] in used or b["seq"] in used:
+def _fetch(store: Store, where: str, params: list, bad_hashes: dict[int, str]) -> list[_Entry]:
+    # text aliases get names of their own: PostgreSQL would sort by "seq" the text
+    columns = ", ".join(f"CAST(e.{c} AS VARCHAR) AS text_{c}" for c in _FIELDS)
+    rows = store.rows(f"SELECT {columns} FROM ledger_entries AS e WHERE {where} "
+                      "ORDER BY e.run_seq, e.seq", params)
+    entries = []
+    for row in rows:
+        values = dict(zip(_FIELDS, row, strict=True))
+        seq, run_seq = int(values["seq"] or 0), int(values["run_seq"] or 0)
+        entries.append(_Entry(values, seq, run_seq, seq not in bad_hashes, seq, run_seq))
+    return entries
+
+
+def _find_positions(entries: list[_Entry], seqs: Sequence[int] = (), far: bool = False
+                    ) -> None:
+    """Set each damaged entry's original position, or mark it edited.
+
+    Tried in turn: the shift that worked for the entry before, small shifts of seq and
+    run_seq, the places of other damaged entries, and ``seqs`` (positions elsewhere in
+    the ledger). With ``far``, ``seqs`` (the ledger's holes) are tried only until one
+    entry is found, and after that only the shift it revealed.
+    """
+    damaged = [e for e in entries if not e.ok]
+    for entry in damaged:
+        entry.edited = False
+    window = [] if far else sorted(
+        ((ds, dr) for ds in range(-WINDOW, WINDOW + 1) for dr in range(-WINDOW, WINDOW + 1)
+         if ds or dr), key=lambda d: (abs(d[0]) + abs(d[1]), abs(d[1]), d))
+    last_shift: tuple[int, int] | None = None
+    for entry in damaged:
+        tried = set()
+        candidates = [] if last_shift is None else [
+            (entry.seq + last_shift[0], entry.run_seq + last_shift[1])]
+        candidates += [(entry.seq + ds, entry.run_seq + dr) for ds, dr in window]
+        if len(damaged) <= 4 * PARTNER_LIMIT and not far:
+            for other in damaged:
+                if other is not entry and abs(other.run_seq - entry.run_seq) <= PARTNER_LIMIT:
+                    candidates += [(other.seq, other.run_seq), (other.seq, entry.run_seq),
+                                   (entry.seq, other.run_seq)]
+        if last_shift is None or not far:
+            candidates += [(seq, entry.run_seq) for seq in seqs]
+        for position in candidates:
+            if position in tried or position == (entry.seq, entry.run_seq):
                 continue
-            if _hash_ok({**a, "seq": b["seq"]}) and _hash_ok({**b, "seq": a["seq"]}):
-                pairs.append((a, b))
-                used |= {a["seq"], b["seq"]}
-    return pairs
+            tried.add(position)
+            if entry.verifies_at(*position):
+                entry.oseq, entry.orun = position
+                last_shift = (position[0] - entry.seq, position[1] - entry.run_seq)
+                break
+        else:
+            entry.edited = True
 
 
-def _hash_ok(row: dict) -> bool:
-    return entry_hash(canonical_text(row)) == row["hash"]
+def _vacant(store: Store, limit: int, low: int = 1, high: int | None = None,
+            bad_hashes: dict[int, str] | None = None) -> list[int]:
+    """Up to ``limit`` ledger positions between ``low`` and ``high`` that nothing holds."""
+    free: list[int] = []
+    for first, last in _gap_blocks(store, bad_hashes):
+        first, last = max(first, low), last if high is None else min(last, high)
+        free += range(first, min(last, first + limit - len(free) - 1) + 1)
+        if len(free) >= limit:
+            break
+    return free
 
 
-def _walk_chain(run_id: str, rows: list[dict]) -> list[Problem]:
-    """Follow the run's entries in order and describe each break."""
+def _reordered(store: Store, run_id: str, entries: list[_Entry],
+               bad_hashes: dict[int, str]) -> tuple[list[Problem], set[int]]:
+    """Pairs of entries that verify once they give each other their places back."""
+    problems, paired = [], set()
+    for entry in entries:
+        if not entry.moved or entry.seq in paired:
+            continue
+        for partner in _partners(store, entry, entries, bad_hashes):
+            if partner.seq not in paired and _swapped(entry, partner):
+                paired |= {entry.seq, partner.seq}
+                problems.append(_swap_problem(entry, partner))
+                break
+    return problems, paired
+
+
+def _partners(store: Store, entry: _Entry, entries: list[_Entry],
+              bad_hashes: dict[int, str]) -> list[_Entry]:
+    """Entries that now sit where ``entry`` belongs (in this run, or another one)."""
+    found = [e for e in entries if e is not entry and e.moved
+             and (e.seq == entry.oseq != entry.seq or e.run_seq == entry.orun != entry.run_seq)]
+    if not found and entry.orun == entry.run_seq and entry.oseq in bad_hashes:
+        found = [e for e in _fetch(store, "seq = ?", [entry.oseq], bad_hashes)
+                 if e.values["run_id"] != entry.values["run_id"]]
+        _find_positions(found, [entry.seq])
+    return found
+
+
+def _swapped(a: _Entry, b: _Entry) -> bool:
+    """Whether ``a`` and ``b`` verify once they exchange seq, run_seq, or both."""
+    same_run = a.values["run_id"] == b.values["run_id"]
+    for seq, run_seq in ((True, False), (False, True), (True, True)):
+        if run_seq and not same_run:  # across runs only the ledger position can be exchanged
+            continue
+        a_home = (b.seq if seq else a.seq, b.run_seq if run_seq else a.run_seq)
+        b_home = (a.seq if seq else b.seq, a.run_seq if run_seq else b.run_seq)
+        if (a.oseq, a.orun) == a_home and (b.oseq, b.orun) == b_home:
+            return True
+    return False
+
+
+def _swap_problem(a: _Entry, b: _Entry) -> Problem:
+    first, second = sorted((a, b), key=lambda e: e.seq)
+    run_a, run_b = first.values["run_id"], second.values["run_id"]
+    if run_a == run_b:
+        where = f"positions {first.orun} and {second.orun} of run {run_a}"
+    else:
+        where = f"position {first.orun} of run {run_a} and position {second.orun} of run {run_b}"
+    return Problem(first.seq, run_a, Damage.REORDERED,
+                   f"the {first.describe()} at seq {first.seq} and the {second.describe()} at "
+                   f"seq {second.seq} ({where}) have exchanged places: each one's hash matches "
+                   "the other's position")
+
+
+def _renumbered(store: Store, run_id: str, moved: list[_Entry]) -> Problem:
+    first, last = min(e.seq for e in moved), max(e.seq for e in moved)
+    shifts = {(e.seq - e.oseq, e.run_seq - e.orun) for e in moved}
+    count = f"{len(moved)} entries" if len(moved) > 1 else "1 entry"
+    were = "were" if len(moved) > 1 else "was"
+    if len(shifts) == 1:
+        ds, dr = next(iter(shifts))
+        moves = [f"{abs(d)} {unit}{'s' if abs(d) > 1 else ''} {'later' if d > 0 else 'earlier'}"
+                 for d, unit in ((ds, "ledger position"), (dr, "place in the run")) if d]
+        how = "moved " + " and ".join(moves)
+    else:
+        how = "moved to other positions"
+    span = f"seq {first}" if first == last else f"seq {first}-{last}"
+    # the holes between where the entries were and where they are now are explained here
+    low = min(min(e.oseq for e in moved), first)
+    high = max(max(e.oseq for e in moved), last)
+    return Problem(first, run_id, Damage.RENUMBERED,
+                   f"{count} of run {run_id} ({span}) {were} {how} with their contents intact: "
+                   "the ledger was renumbered, as happens when entries are inserted or deleted "
+                   "before them", tuple(_vacant(store, 100_000, low, high)))
+
+
+def _note_renumbering(problem: Problem, count: int) -> Problem:
+    if problem.kind not in (Damage.INSERTED, Damage.DELETED):
+        return problem
+    what = "to make room" if problem.kind == Damage.INSERTED else "to close the gap"
+    entries = f"{count} later entries were" if count > 1 else "1 later entry was"
+    return Problem(problem.seq, problem.run_id, problem.kind,
+                   f"{problem.message}, and {entries} renumbered {what}", problem.missing)
+
+
+def _walk(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
+    """Follow the run in its original order and describe each break."""
+    groups: dict[int, list[_Entry]] = defaultdict(list)
+    for entry in entries:
+        groups[entry.orun].append(entry)
+    linked = {e.prev_hash for e in entries}
+    hashes = {e.hash: e for e in entries}
     problems: list[Problem] = []
-    prior: dict | None = None
-    for row in rows:
-        if not row["ok"]:
-            problems.append(Problem(row["seq"], run_id, Damage.EDITED, _edited_sentence(row)))
-        expected = 1 if prior is None else prior["run_seq"] + 1
-        if row["run_seq"] < expected:
-            problems.append(Problem(row["seq"], run_id, Damage.INSERTED,
-                                    f"a second entry claims position {row['run_seq']} of run "
-                                    f"{run_id}: it was inserted"))
-        elif row["run_seq"] > expected:
-            problems.append(_deleted(run_id, row, expected, prior))
+    prior: _Entry | None = None
+    for position in sorted(groups):
+        entry, forged = _genuine(groups[position], linked)
+        problems += [_inserted(run_id, f, entry) for f in forged]
+        problems += [_edited(run_id, e) for e in (entry, *forged) if e.edited]
+        expected = 1 if prior is None else prior.orun + 1
+        if position > expected:
+            problems.append(_deleted(store, run_id, entries, prior, entry, expected))
         elif prior is None:
-            if row["ok"] and row["prev_hash"] != GENESIS:
-                problems.append(Problem(row["seq"], run_id, Damage.EDITED,
-                                        "the first entry of the run does not start from the "
-                                        "genesis value"))
-        elif prior["ok"] and row["prev_hash"] != prior["hash"]:
-            problems.append(_dangling(run_id, prior, row))
-        prior = row
+            if entry.prev_hash != GENESIS and not entry.edited:
+                problems.append(Problem(
+                    entry.seq, run_id, Damage.REHASHED,
+                    f"the {entry.describe()} at seq {entry.seq} opens run {run_id} but does not "
+                    "link to the genesis value, though its hash matches: it was changed and "
+                    "its hash recomputed"))
+        elif prior.event_type == END_EVENT:
+            pass  # nothing may follow the end: _run_end names the entry
+        elif entry.prev_hash != prior.hash and not (entry.edited or prior.edited):
+            problems.append(_broken_link(run_id, prior, entry, hashes))
+        prior = entry
     return problems
 
 
-def _edited_sentence(row: dict) -> str:
-    node = f" of {row['node_id']}" if row["node_id"] else ""
-    return (f"the stored hash no longer matches the entry's contents: the "
-            f"{row['event_type']} entry{node} (position {row['run_seq']} of run "
-            f"{row['run_id']}) was changed after it was written")
+def _genuine(group: list[_Entry], linked: set[str]) -> tuple[_Entry, list[_Entry]]:
+    """Of entries claiming one position, the one the chain continues from, and the rest."""
+    if len(group) == 1:
+        return group[0], []
+    continued = [e for e in group if e.hash in linked]
+    # when the links cannot tell, keep the one written first
+    genuine = continued[0] if len(continued) == 1 else min(group, key=lambda e: (e.oseq, e.seq))
+    return genuine, [e for e in group if e is not genuine]
 
 
-def _deleted(run_id: str, row: dict, expected: int, prior: dict | None) -> Problem:
-    if row["run_seq"] == expected + 1:
-        missing = f"position {expected} of run {run_id} is missing"
+def _inserted(run_id: str, forged: _Entry, genuine: _Entry) -> Problem:
+    return Problem(forged.seq, run_id, Damage.INSERTED,
+                   f"the {forged.describe()} at seq {forged.seq} was inserted into run {run_id} "
+                   f"at position {forged.orun}: nothing links to it and the chain goes on "
+                   f"through the genuine entry for that position (now at seq {genuine.seq})")
+
+
+def _edited(run_id: str, entry: _Entry) -> Problem:
+    return Problem(entry.seq, run_id, Damage.EDITED,
+                   f"the {entry.describe()} at seq {entry.seq} (position {entry.run_seq} of run "
+                   f"{run_id}) was changed after it was written: its contents no longer match "
+                   "its stored hash")
+
+
+def _deleted(store: Store, run_id: str, entries: list[_Entry], prior: _Entry | None,
+             entry: _Entry, expected: int) -> Problem:
+    count = entry.orun - expected
+    missing = _missing_seqs(store, run_id, entries, prior, entry, count)
+    if count == 1:
+        what = f"position {expected} of run {run_id}"
     else:
-        missing = f"positions {expected}-{row['run_seq'] - 1} of run {run_id} are missing"
-    after = f" after seq {prior['seq']}" if prior else " at the start of the run"
-    return Problem(row["seq"], run_id, Damage.DELETED, f"{missing}{after}: entries were deleted")
+        what = f"positions {expected}-{entry.orun - 1} of run {run_id}"
+    if missing:
+        what += f" (seq {_span(missing)})"
+    verb = "was" if count == 1 else "were"
+    if prior is None:
+        where = f"the run now starts at seq {entry.seq} with position {entry.orun}"
+    else:
+        after = f"position {entry.orun} at seq {entry.seq}" if not entry.moved else \
+            f"the entry written as position {entry.orun}, now at seq {entry.seq}"
+        where = f"the chain jumps from position {prior.orun} at seq {prior.seq} to {after}"
+    return Problem(missing[0] if missing else entry.seq, run_id, Damage.DELETED,
+                   f"{what} {verb} deleted: {where}", missing)
 
 
-def _dangling(run_id: str, prior: dict, row: dict) -> Problem:
-    """``prior`` verifies but ``row`` does not link to it: forged, or edited and re-hashed."""
-    if row["prev_hash"] == prior["prev_hash"]:
-        return Problem(prior["seq"], run_id, Damage.INSERTED,
-                       f"the entry at seq {prior['seq']} links to the same predecessor as the "
-                       f"entry at seq {row['seq']}: it was inserted into the chain")
-    return Problem(prior["seq"], run_id, Damage.REHASHED,
-                   f"the entry at seq {prior['seq']} was changed and its hash recomputed; "
-                   f"the next entry (seq {row['seq']}) still links to the original")
+def _missing_seqs(store: Store, run_id: str, entries: list[_Entry], prior: _Entry | None,
+                  entry: _Entry, count: int) -> tuple[int, ...]:
+    """The ledger positions the deleted entries had, when the ledger shows them."""
+    low, high = (prior.oseq if prior else 0), entry.oseq
+    if high - low - 1 < count or high - low > 100_000:
+        return ()
+    taken = {r[0] for r in store.rows("SELECT seq FROM ledger_entries WHERE seq > ? AND "
+                                      "seq < ? AND run_id <> ?", [low, high, run_id])}
+    taken |= {e.oseq for e in entries}
+    free = [s for s in range(low + 1, high) if s not in taken]
+    if len(free) == count or (prior is None and len(free) > count):
+        return tuple(free[-count:])
+    return ()
+
+
+def _span(seqs: Sequence[int]) -> str:
+    if len(seqs) == 1:
+        return str(seqs[0])
+    if list(seqs) == list(range(seqs[0], seqs[-1] + 1)):
+        return f"{seqs[0]}-{seqs[-1]}"
+    return ", ".join(str(s) for s in seqs)
+
+
+def _broken_link(run_id: str, prior: _Entry, entry: _Entry,
+                 hashes: dict[str, _Entry]) -> Problem:
+    """Both entries verify, but ``entry`` does not link to ``prior``."""
+    if entry.prev_hash == prior.prev_hash:
+        return Problem(prior.seq, run_id, Damage.INSERTED,
+                       f"the {prior.describe()} at seq {prior.seq} was inserted into run "
+                       f"{run_id} at position {prior.orun}: it links to the same entry as the "
+                       f"genuine one after it (seq {entry.seq})")
+    if entry.seq < prior.seq:
+        return Problem(entry.seq, run_id, Damage.REORDERED,
+                       f"the {entry.describe()} at seq {entry.seq} (position {entry.orun} of run "
+                       f"{run_id}) was written to the ledger before the entry it should follow, "
+                       f"at seq {prior.seq}, and does not link to it: the run's entries are out "
+                       "of order")
+    target = hashes.get(entry.prev_hash)
+    if target is not None:
+        return Problem(entry.seq, run_id, Damage.REORDERED,
+                       f"the {entry.describe()} at seq {entry.seq} follows the entry at seq "
+                       f"{prior.seq} in run {run_id} but links to the one at seq {target.seq}: "
+                       "entries were moved")
+    return Problem(prior.seq, run_id, Damage.REHASHED,
+                   f"the {prior.describe()} at seq {prior.seq} (position {prior.orun} of run "
+                   f"{run_id}) was changed and its hash recomputed: the next entry, at seq "
+                   f"{entry.seq}, still links to the original")
+
+
+def _run_end(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
+    """A damaged run's end, in its original order, against its record."""
+    chain = sorted(entries, key=lambda e: (e.orun, e.oseq))
+    ends = [e for e in chain if e.event_type == END_EVENT]
+    if ends and chain[-1].orun > ends[0].orun:
+        after = next(e for e in chain if e.orun > ends[0].orun)
+        return [_after_end(run_id, after)]
+    record = store.rows("SELECT status, entry_count FROM ledger_runs WHERE run_id = ?",
+                        [run_id])
+    if not record:
+        return []
+    status, recorded = record[0][0], int(record[0][1])
+    last = chain[-1]
+    if last.orun < recorded:
+        return [_truncated_by_record(store, run_id, last.seq, last.orun, recorded)]
+    if status != "running" and not ends:
+        return [_ended_without_end(store, run_id, status, last.seq)]
+    return []
+
+
+def _after_end(run_id: str, entry: _Entry | tuple) -> Problem:
+    seq, what = (entry.seq, entry.describe()) if isinstance(entry, _Entry) else entry
+    return Problem(seq, run_id, Damage.INSERTED,
+                   f"the {what} at seq {seq} was added to run {run_id} after its "
+                   f"{END_EVENT} entry: nothing may follow the end of a run")
+
+
+def _first_removed(store: Store, last_seq: int) -> int | None:
+    """The ledger position right after a run's last entry, when nothing holds it now."""
+    taken = store.rows("SELECT count(*) FROM ledger_entries WHERE seq = ?", [last_seq + 1])
+    return None if taken[0][0] else last_seq + 1
+
+
+def _truncated_by_record(store: Store, run_id: str, last_seq: int, last: int,
+                         recorded: int) -> Problem:
+    removed = recorded - last
+    lost = f"the last {removed} entries were" if removed > 1 else "its last entry was"
+    return Problem(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
+                   f"run {run_id} ends at position {last} (seq {last_seq}) but its record counts "
+                   f"{recorded} entries: {lost} removed")
+
+
+def _ended_without_end(store: Store, run_id: str, status: str, last_seq: int) -> Problem:
+    return Problem(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
+                   f"run {run_id} is recorded as {status} but has no {END_EVENT} entry: "
+                   f"its end, after seq {last_seq}, was removed")
 
 
 # --- whole runs and the ledger sequence -----------------------------------------
 
 
-def ledger_gaps(store: Store, known: list[Problem]) -> list[Problem]:
-    """Holes in the ledger-wide sequence that no run's own gap explains."""
-    gaps = store.rows("""
+_last_gaps: list[tuple] = []
+"""The holes found for one verification, as (store, its bad_hashes dict, holes): every
+run classified in one verification shares them; a new verification has a new dict."""
+
+
+def _gap_blocks(store: Store, bad_hashes: dict[int, str] | None = None
+                ) -> list[tuple[int, int]]:
+    """Every hole between two entries of the ledger, as (first missing, last missing)."""
+    cached = _last_gaps[0] if _last_gaps else None
+    if bad_hashes is not None and cached and cached[0] is store and cached[1] is bad_hashes:
+        return cached[2]
+    blocks = _query_gaps(store)
+    if bad_hashes is not None:
+        _last_gaps[:] = [(store, bad_hashes, blocks)]
+    return blocks
+
+
+def _query_gaps(store: Store) -> list[tuple[int, int]]:
+    rows = store.rows("""
         SELECT seq, next_seq FROM (
             SELECT seq, lead(seq) OVER (ORDER BY seq) AS next_seq FROM ledger_entries
-        ) AS s WHERE next_seq <> seq + 1""")
-    explained = {p.seq for p in known if p.kind == Damage.DELETED}
-    return [Problem(after + 1, None, Damage.RUN_REMOVED,
-                    f"ledger positions {after + 1}-{upto - 1} are missing and no remaining run "
-                    "has a gap there: a whole run (or a run's last entries) was removed")
-            for after, upto in gaps if upto not in explained]
+        ) AS s WHERE next_seq <> seq + 1 ORDER BY seq""")
+    # Positions before the first entry are not a hole: a run imported into an empty
+    # ledger keeps the positions it had where it was exported from.
+    return [(int(after) + 1, int(upto) - 1) for after, upto in rows]
 
 
-def run_record_problems(store: Store, where: str, params: list,
-                         suspects: set[str]) -> list[Problem]:
-    """Compare each run's record (count, head, status) with its entries."""
-    runs_where = where.replace("run_id", "r.run_id")
-    records = store.rows(f"""
-        SELECT r.run_id, r.status, r.entry_count, r.head_hash,
-               count(e.seq), max(e.run_seq),
-               sum(CASE WHEN e.event_type = 'run_complete' THEN 1 ELSE 0 END),
-               max(CASE WHEN e.run_seq = r.entry_count THEN e.hash END)
-        FROM ledger_runs r LEFT JOIN ledger_entries e ON e.run_id = r.run_id
-        {runs_where}
-        GROUP BY r.run_id, r.status, r.entry_count, r.head_hash""", params)
+def _removed_runs(store: Store, blocks: list[tuple[int, int]]) -> dict[str, tuple[int, int]]:
+    """Recorded runs with no entries left, matched to a hole of exactly their size."""
+    runs = store.rows("""
+        SELECT r.run_id, r.entry_count FROM ledger_runs r
+        WHERE NOT EXISTS (SELECT 1 FROM ledger_entries e WHERE e.run_id = r.run_id)
+        ORDER BY r.started_at, r.run_id""")
+    free = list(blocks)
+    matched = {}
+    for run, recorded in runs:
+        for block in free:
+            if block[1] - block[0] + 1 == int(recorded):
+                matched[run] = block
+                free.remove(block)
+                break
+    return matched
+
+
+def ledger_gaps(store: Store, known: list[Problem]) -> list[Problem]:
+    """Holes in the ledger-wide sequence that no run's own gap explains."""
+    blocks = _gap_blocks(store)
+    if not blocks:
+        return []
+    removed = {block: run for run, block in _removed_runs(store, blocks).items()}
+    explained = {s for p in known for s in p.missing}
     problems = []
-    for run, status, recorded, head, count, last, completes, hash_at_end in records:
-        if count == 0:
-            problems.append(Problem(None, run, Damage.RUN_REMOVED,
-                                    f"run {run} is recorded ({recorded} entries, {status}) "
-                                    "but all its entries are gone"))
-        elif run not in suspects and last < recorded:
-            problems.append(Problem(None, run, Damage.TRUNCATED,
-                                    f"run {run} recorded {recorded} entries but only {last} "
-                                    "remain: the last ones were removed"))
-        elif run not in suspects and last > recorded:
-            problems.append(Problem(None, run, Damage.INSERTED,
-                                    f"run {run} recorded {recorded} entries but has {last}: "
-                                    "entries were added after it was written"))
-        elif run not in suspects and head is not None and hash_at_end != head:
-            problems.append(Problem(None, run, Damage.REHASHED,
-                                    f"the last entry of run {run} is not the one recorded as its "
-                                    "head: it was changed and re-hashed"))
-        elif run not in suspects and status != "running" and not completes:
-            problems.append(Problem(None, run, Damage.TRUNCATED,
-                                    f"run {run} ended ({status}) but its run_complete entry "
-                                    "is missing: the end of the run was removed"))
+    for block in blocks:
+        if block in removed:
+            problems.append(_run_removed_at(removed[block], block))
+            continue
+        for first, last in _unexplained(block, explained):
+            problems.append(_gap_problem(store, first, last))
     return problems
 
 
+def _unexplained(block: tuple[int, int], explained: set[int]) -> Iterable[tuple[int, int]]:
+    start = None
+    for seq in range(block[0], block[1] + 2):
+        if seq <= block[1] and seq not in explained:
+            start = seq if start is None else start
+        elif start is not None:
+            yield start, seq - 1
+            start = None
+
+
+def _gap_problem(store: Store, first: int, last: int) -> Problem:
+    before = store.rows("""
+        SELECT e.run_id, e.event_type,
+               (SELECT max(o.seq) FROM ledger_entries o WHERE o.run_id = e.run_id)
+        FROM ledger_entries e WHERE e.seq = ?""", [first - 1])
+    span = f"ledger position {first}" if first == last else f"ledger positions {first}-{last}"
+    verb = "is" if first == last else "are"
+    if before and before[0][1] != END_EVENT and int(before[0][2]) == first - 1:
+        run = before[0][0]
+        return Problem(first, run, Damage.TRUNCATED,
+                       f"{span} {verb} missing right after the last entry of run {run}, which "
+                       f"never reaches {END_EVENT}: the end of run {run} was cut off")
+    return Problem(first, None, Damage.RUN_REMOVED,
+                   f"{span} {verb} missing and no remaining run has a gap there: a whole run "
+                   "was removed")
+
+
+def _run_removed_at(run: str, block: tuple[int, int]) -> Problem:
+    return Problem(block[0], run, Damage.RUN_REMOVED,
+                   f"every entry of run {run} is gone: its record is still there, and ledger "
+                   f"positions {block[0]}-{block[1]} are missing")
+
+
+def run_record_problems(store: Store, where: str, params: list,
+                        suspects: set[str]) -> list[Problem]:
+    """Compare each run's record (count, head, status) with its entries.
+
+    Runs in ``suspects`` are described by `classify_run`; only a run whose entries are
+    all gone is reported for them here.
+    """
+    runs_where = where.replace("run_id", "r.run_id")
+    records = store.rows(f"""
+        SELECT r.run_id, r.status, r.entry_count, r.head_hash,
+               count(e.seq), max(e.run_seq), max(e.seq),
+               max(CASE WHEN e.event_type = '{END_EVENT}' THEN e.run_seq END),
+               max(CASE WHEN e.run_seq = r.entry_count THEN e.hash END),
+               max(CASE WHEN e.run_seq = r.entry_count THEN e.seq END)
+        FROM ledger_runs r LEFT JOIN ledger_entries e ON e.run_id = r.run_id
+        {runs_where}
+        GROUP BY r.run_id, r.status, r.entry_count, r.head_hash""", params)
+    removed: dict[str, tuple[int, int]] | None = None
+    problems = []
+    for run, status, recorded, head, count, last, last_seq, end, hash_at_end, seq_at_end \
+            in records:
+        recorded = int(recorded)
+        if count == 0:
+            if removed is None:
+                removed = _removed_runs(store, _gap_blocks(store))
+            if run in removed:
+                problems.append(_run_removed_at(run, removed[run]))
+            else:
+                problems.append(Problem(None, run, Damage.RUN_REMOVED,
+                                        f"run {run} is recorded ({recorded} entries, {status}) "
+                                        "but all its entries are gone"))
+            continue
+        if run in suspects:
+            continue
+        last, last_seq = int(last), int(last_seq)
+        if end is not None and last > int(end):
+            problems.append(_after_end(run, _entry_after(store, run, int(end))))
+        elif last < recorded:
+            problems.append(_truncated_by_record(store, run, last_seq, last, recorded))
+        elif last > recorded:
+            seq, what = _entry_after(store, run, recorded)
+            problems.append(Problem(seq, run, Damage.INSERTED,
+                                    f"the {what} at seq {seq} (position {recorded + 1} of run "
+                                    f"{run}) was added after the run's record, which counts "
+                                    f"{recorded} entries, was last written"))
+        elif head is not None and hash_at_end != head:
+            problems.append(Problem(
+                int(seq_at_end), run, Damage.REHASHED,
+                f"the last entry of run {run}, at seq {int(seq_at_end)}, is not the one "
+                "recorded as the run's head: it (or an entry before it, with every hash "
+                "after it) was changed and re-hashed"))
+        elif status != "running" and end is None:
+            problems.append(_ended_without_end(store, run, status, last_seq))
+    return problems
+
+
+def _entry_after(store: Store, run_id: str, run_seq: int) -> tuple[int, str]:
+    """Ledger seq and description of the run's first entry after position ``run_seq``."""
+    row = store.rows("SELECT seq, event_type, node_id FROM ledger_entries WHERE run_id = ? "
+                     "AND run_seq > ? ORDER BY run_seq LIMIT 1", [run_id, run_seq])[0]
+    return int(row[0]), f"{row[1]} entry" + (f" of {row[2]}" if row[2] else "")
+
+
+# --- anchors ---------------------------------------------------------------------
+
+
 def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
-    """Compare the run with an anchor taken earlier (its length and head hash)."""
-    rows = store.rows("SELECT run_seq, hash, seq FROM ledger_entries WHERE run_id = ? "
-                      "ORDER BY run_seq", [anchor.run_id])
+    """Compare the run with an anchor taken earlier (its length and head hash).
+
+    Only what the table cannot show by itself is reported here: a chain recomputed to
+    be consistent (``rewritten``), a cut-off end (``truncated``), a run that is gone, and
+    entries added to a run that was complete when anchored.
+    """
     run = anchor.run_id
+    rows = [(int(s), int(k), t, h) for s, k, t, h in store.rows(
+        "SELECT seq, run_seq, event_type, hash FROM ledger_entries WHERE run_id = ? "
+        "ORDER BY run_seq, seq", [run])]
     if not rows:
         return [Problem(None, run, Damage.RUN_REMOVED,
-                        f"the anchor records run {run} with {anchor.length} entries, "
-                        "but the ledger has none of them")]
-    length = len(rows)
+                        f"the anchor records run {run} with {anchor.length} entries, but the "
+                        "ledger has none of them: the whole run was removed")]
+    found = [r for r in rows if r[3] == anchor.head_hash]
+    if found:
+        if found[0][1] != anchor.length or not anchor.complete:
+            return []  # moved: its hash fails where it is now, and the chain says so
+        later = [r for r in rows if r[1] > anchor.length]
+        if not later:
+            return []
+        return [Problem(later[0][0], run, Damage.INSERTED,
+                        f"run {run} was complete with {anchor.length} entries when it was "
+                        f"anchored; {len(later)} "
+                        f"{'entries were' if len(later) > 1 else 'entry was'} added after it, "
+                        f"from seq {later[0][0]}")]
+    last_seq, length, last_type = rows[-1][0], rows[-1][1], rows[-1][2]
+    if length < anchor.length and not (anchor.complete and last_type == END_EVENT):
+        removed = anchor.length - length
+        return [Problem(_first_removed(store, last_seq), run, Damage.TRUNCATED,
+                        f"run {run} ends at position {length} (seq {last_seq}) but its anchor "
+                        f"recorded {anchor.length} entries: the last "
+                        + (f"{removed} entries were" if removed > 1 else "entry was")
+                        + " removed")]
     if length < anchor.length:
-        return [Problem(rows[-1][2], run, Damage.TRUNCATED,
-                        f"the anchor records {anchor.length} entries for run {run}; "
-                        f"only {length} remain: the last {anchor.length - length} were removed "
-                        "(or entries were deleted and the rest renumbered)")]
-    at_anchor = rows[anchor.length - 1]
-    if at_anchor[1] != anchor.head_hash:
-        return [Problem(None, run, Damage.REWRITTEN,
-                        f"entry {anchor.length} of run {run} no longer has the anchored head "
-                        "hash: the run was rewritten and its chain recomputed")]
-    if length > anchor.length and anchor.complete:
-        return [Problem(rows[anchor.length][2], run, Damage.INSERTED,
-                        f"run {run} was complete with {anchor.length} entries when anchored; "
-                        f"{length - anchor.length} entries were added after it")]
-    return []
-
-
+        change = (f"has {length} entries where its anchor recorded {anchor.length}, yet it "
+                  f"still ends with {END_EVENT} and its chain is consistent: entries were "
+                  "deleted from inside it and the rest renumbered and re-hashed")
+    else:
+        change = (f"no longer has the anchored hash at position {anchor.length}: an entry "
+                  "was changed and every hash after it recomputed")
+    return [Problem(None, run, Damage.REWRITTEN, f"run {run} {change}")]

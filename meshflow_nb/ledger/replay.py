@@ -34,6 +34,7 @@ DEFAULT_LEDGER = "meshflow_ledger.duckdb"
 EXPORT_FORMAT = "meshflow-ledger-run"
 
 _stores: dict[str, Store] = {}
+_writers: dict[tuple[int, Durability], LedgerWriter] = {}
 _stores_lock = threading.Lock()
 
 
@@ -61,7 +62,7 @@ class ReplayLedger:
     @property
     def writer(self) -> LedgerWriter:
         if self._writer is None:
-            self._writer = LedgerWriter(self.store, self.durability)
+            self._writer = _shared_writer(self.store, self.durability)
         return self._writer
 
     def record(self, event: MeshEvent) -> None:
@@ -131,8 +132,8 @@ class ReplayLedger:
         """The run's record and entries as JSON, exactly as stored (for archives)."""
         self.flush()
         text_cols = ", ".join(f"CAST({n} AS VARCHAR) AS {n}" for n, _ in ENTRY_COLUMNS)
-        entries = self.store.query(f"SELECT {text_cols} FROM ledger_entries WHERE run_id = ? "
-                                   "ORDER BY seq", [run_id])
+        entries = self.store.query(f"SELECT {text_cols} FROM ledger_entries AS e "
+                                   "WHERE run_id = ? ORDER BY e.seq", [run_id])
         if entries.empty:
             raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
         run = self.store.query("SELECT * FROM ledger_runs WHERE run_id = ?", [run_id])
@@ -164,6 +165,16 @@ def _close_at_exit() -> None:
     close_all_writers()
     for store in list(_stores.values()):
         store.close()
+
+
+def _shared_writer(store: Store, durability: Durability) -> LedgerWriter:
+    """One writer per database and mode: concurrent first events must not race to
+    create two writers, whose queues would commit a run's entries out of order."""
+    with _stores_lock:
+        key = (id(store), durability)
+        if key not in _writers:
+            _writers[key] = LedgerWriter(store, durability)
+        return _writers[key]
 
 
 def _shared_store(location: str) -> Store:

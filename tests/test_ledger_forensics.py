@@ -1,0 +1,584 @@
+"""Ledger forensics: each kind of damage is named with its own kind and place, on DuckDB
+and on PostgreSQL, and clean ledgers of every shape verify valid (no false positives).
+
+Ledgers come from real capstone runs (23 events each). Damage is done with plain SQL
+from outside the toolkit, as someone with write access to the database would do it;
+where a forger needs valid hashes, they are computed with the documented recipe.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from meshflow_nb import AgentResult, WorkflowDefinition
+from meshflow_nb.ledger import GENESIS, Anchor, ReplayLedger, save_anchors
+from meshflow_nb.ledger.forensics import Damage
+from meshflow_nb.ledger.hashing import canonical_text, entry_hash
+from meshflow_nb.ledger.schema import ENTRY_COLUMNS
+from meshflow_nb.pipelines import build_capstone_pipeline
+
+EVENTS = 23  # entries per capstone run
+COLUMNS = [name for name, _ in ENTRY_COLUMNS]
+INTEGERS = {"seq", "run_seq", "tokens_in", "tokens_out"}
+DECIMALS = {"uncertainty", "cost_usd", "carbon_g"}
+
+
+@pytest.fixture(autouse=True)
+def mock_mode(monkeypatch):
+    monkeypatch.setenv("MESHFLOW_MOCK", "1")
+    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def location(request, tmp_path) -> str:
+    """Where the ledger lives: a DuckDB file, or a fresh database on a real server."""
+    if request.param == "duckdb":
+        return str(tmp_path / "ledger.duckdb")
+    return request.getfixturevalue("postgres_db")
+
+
+@pytest.fixture
+def other_location(request, location, tmp_path) -> Iterator[str]:
+    """A second, empty ledger on the same backend (for imports)."""
+    if not location.startswith("postgres"):
+        yield str(tmp_path / "other.duckdb")
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    yield url
+    cluster.drop_database(url)
+
+
+# --- doing damage from outside the toolkit --------------------------------------
+
+
+class Db:
+    """Raw SQL on the ledger's database, bypassing the toolkit."""
+
+    def __init__(self, ledger: ReplayLedger) -> None:
+        self.ledger = ledger
+        self.pg = ledger.location.startswith("postgres")
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Callable[[str, Any], list]]:
+        if self.pg:
+            with psycopg.connect(self.ledger.location, autocommit=True) as con:
+                def run(sql: str, params: Any = ()) -> list:
+                    cur = con.execute(sql.replace("?", "%s"), list(params) or None)
+                    return cur.fetchall() if cur.description else []
+                yield run
+        else:
+            self.ledger.store.close()  # DuckDB: one process, one connection at a time
+            con = duckdb.connect(self.ledger.location)
+            try:
+                def run(sql: str, params: Any = ()) -> list:
+                    cur = con.execute(sql, list(params))
+                    return cur.fetchall() if cur.description else []
+                yield run
+            finally:
+                con.close()
+
+    def sql(self, statement: str, params: Any = ()) -> list:
+        with self._cursor() as run:
+            return run(statement, params)
+
+    def entries(self, run_id: str | None = None) -> list[dict]:
+        """Rows as their canonical text values (what the hash is computed over)."""
+        cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in COLUMNS)
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+        rows = self.sql(f"SELECT {cols} FROM ledger_entries {where}", params)
+        out = [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+        for row in out:
+            row["seq"], row["run_seq"] = int(row["seq"]), int(row["run_seq"])
+        return sorted(out, key=lambda r: r["seq"])
+
+    def replace(self, rows: list[dict]) -> None:
+        """Swap the whole table for ``rows`` (how a forger rewrites history)."""
+        names = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
+        with self._cursor() as run:
+            run("DELETE FROM ledger_entries")
+            for row in rows:
+                run(f"INSERT INTO ledger_entries ({names}) VALUES ({marks})",
+                    [_typed(c, row[c]) for c in COLUMNS])
+
+    def fix_record(self, run_id: str, rows: list[dict], *, ended: bool = True) -> None:
+        """Make the run's record agree with ``rows`` so that it gives nothing away."""
+        last = max(rows, key=lambda r: r["run_seq"])
+        self.sql("UPDATE ledger_runs SET entry_count = ?, head_hash = ? WHERE run_id = ?",
+                 [last["run_seq"], last["hash"], run_id])
+        if not ended:
+            self.sql("UPDATE ledger_runs SET status = 'running', ended_at = NULL "
+                     "WHERE run_id = ?", [run_id])
+
+
+def _typed(column: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if column in INTEGERS:
+        return int(value)
+    if column in DECIMALS:
+        return Decimal(value)
+    return value
+
+
+def rehash(row: dict) -> dict:
+    row["hash"] = entry_hash(canonical_text(row))
+    return row
+
+
+def rechain(rows: list[dict]) -> None:
+    """Recompute every link and hash of one run's rows, in run order."""
+    previous = GENESIS
+    for row in sorted(rows, key=lambda r: r["run_seq"]):
+        row["prev_hash"] = previous
+        previous = rehash(row)["hash"]
+
+
+def capstone(location: str, runs: int = 1) -> tuple[ReplayLedger, Db, list[str]]:
+    ledger = ReplayLedger(location)
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    ids = [workflow.run(f"task {i}").run_id for i in range(runs)]
+    ledger.flush()
+    return ledger, Db(ledger), ids
+
+
+def found(check) -> list[tuple[str, int | None, str | None]]:
+    return [(p.kind, p.seq, p.run_id) for p in check.problems]
+
+
+def assert_one_sentence(check) -> None:
+    for problem in check.problems:
+        text = problem.message
+        assert text and "\n" not in text and not text.endswith("."), text
+        assert text.count(". ") == 0, text
+
+
+# --- the detection matrix -------------------------------------------------------
+
+
+def test_1_edited_payload_is_named_at_its_seq(location):
+    """The course's exercise 4: one UPDATE of an output."""
+    ledger, db, (run,) = capstone(location)
+    db.sql("""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2""")
+    check = ledger.verify_chain()
+    assert not check.valid and check.first_bad_seq == 2
+    assert found(check) == [("edited", 2, run)]
+    assert str(check).splitlines()[1] == (
+        f"  - seq 2: edited: the node_start entry of researcher at seq 2 (position 2 of run "
+        f"{run}) was changed after it was written: its contents no longer match its stored "
+        "hash")
+    assert ledger.verify_chain(run).problems == check.problems
+    assert_one_sentence(check)
+
+
+@pytest.mark.parametrize("seq", [5, EVENTS], ids=["middle", "last"])
+def test_2_edited_and_rehashed_row_is_named(location, seq):
+    ledger, db, (run,) = capstone(location)
+    rows = db.entries()
+    row = rehash({**rows[seq - 1], "output": json.dumps("a better analysis")})
+    db.sql("UPDATE ledger_entries SET output = ?, hash = ? WHERE seq = ?",
+           [row["output"], row["hash"], seq])
+    check = ledger.verify_chain()
+    assert found(check) == [("edited_and_rehashed", seq, run)]
+    assert_one_sentence(check)
+
+
+def test_3_rechained_edit_is_seen_only_against_an_anchor(location):
+    """The reason anchors exist: an edit followed by recomputing every later hash (and
+    the run's head in ledger_runs) leaves a chain that is consistent with itself, so the
+    table alone verifies. Only the head hash kept elsewhere shows the change."""
+    ledger, db, (run,) = capstone(location)
+    anchor = ledger.anchor(run)
+    rows = db.entries()
+    rows[4]["output"] = json.dumps("a quietly different analysis")
+    rechain(rows)
+    db.replace(rows)
+    db.fix_record(run, rows)
+    assert ledger.verify_chain().valid
+    check = ledger.verify_chain(anchor=anchor)
+    assert found(check) == [("rewritten", None, run)]
+    assert_one_sentence(check)
+
+
+def test_4_deleted_row_is_named_at_its_position(location):
+    ledger, db, runs = capstone(location, runs=2)
+    db.sql("DELETE FROM ledger_entries WHERE seq = 10")
+    check = ledger.verify_chain()
+    assert found(check) == [("deleted", 10, runs[0])]
+    assert "position 10 of run" in check.problems[0].message
+    assert ledger.verify_chain(anchor=[ledger.anchor(r) for r in runs]).problems \
+        == check.problems  # the anchor adds nothing the chain does not already show
+
+
+def test_4b_deleted_rows_renumbered_but_not_rehashed_are_still_deleted(location):
+    ledger, db, runs = capstone(location, runs=2)
+    rows = [r for r in db.entries() if r["seq"] not in (10, 11)]
+    for row in rows:
+        if row["seq"] > 11:
+            row["seq"] -= 2
+            if row["run_id"] == runs[0]:
+                row["run_seq"] -= 2
+    db.replace(rows)
+    check = ledger.verify_chain()
+    kinds = found(check)
+    assert ("deleted", 10, runs[0]) in kinds
+    assert {k for k, _, _ in kinds} == {"deleted", "renumbered"}
+    assert [r for k, _, r in kinds if k == "renumbered"] == [runs[1]]
+
+
+def test_5_deleted_row_renumbered_and_rehashed_needs_an_anchor(location):
+    """Deleting an entry and then renumbering and re-chaining everything after it leaves
+    a gapless ledger of valid chains: only anchors show it. The honest kind is
+    ``rewritten``: the run still ends with run_complete, so its end was not cut off;
+    entries went missing from inside it and its chain was recomputed. The later run,
+    renumbered and re-hashed to close the hole, is reported rewritten too."""
+    ledger, db, runs = capstone(location, runs=2)
+    anchors = [ledger.anchor(r) for r in runs]
+    rows = [r for r in db.entries() if r["seq"] != 10]
+    for row in rows:
+        if row["seq"] > 10:
+            row["seq"] -= 1
+            if row["run_id"] == runs[0]:
+                row["run_seq"] -= 1
+    for run in runs:
+        rechain([r for r in rows if r["run_id"] == run])
+        db.fix_record(run, [r for r in rows if r["run_id"] == run])
+    db.replace(rows)
+    assert ledger.verify_chain().valid
+    check = ledger.verify_chain(anchor=anchors)
+    assert sorted(found(check)) == sorted([("rewritten", None, r) for r in runs])
+    (shortened,) = [p for p in check.problems if p.run_id == runs[0]]
+    assert "has 22 entries where its anchor recorded 23" in shortened.message
+    assert_one_sentence(check)
+
+
+def test_6_forged_row_inserted_mid_chain_is_named(location):
+    """A fake approval by mallory linked to the entry before it, with a valid hash of
+    its own; the later entries (of the run and of the ledger) renumbered, not re-hashed."""
+    ledger, db, runs = capstone(location, runs=2)
+    rows = db.entries()
+    pause = next(r for r in rows if r["run_id"] == runs[0] and r["event_type"] == "gate_pause")
+    at = pause["seq"] + 1
+    for row in rows:
+        if row["seq"] >= at:
+            row["seq"] += 1
+            if row["run_id"] == runs[0]:
+                row["run_seq"] += 1
+    forged = rehash({**pause, "seq": at, "run_seq": pause["run_seq"] + 1,
+                     "event_type": "gate_resume", "output": None,
+                     "payload": json.dumps({"approved": True, "reviewer": "mallory",
+                                            "reason": "looks fine"}, sort_keys=True),
+                     "prev_hash": pause["hash"]})
+    db.replace([*rows, forged])
+    check = ledger.verify_chain()
+    assert found(check)[0] == ("inserted", at, runs[0])
+    assert "gate_resume entry of hitl_gate at seq 19" in check.problems[0].message
+    assert {k for k, _, r in found(check)[1:]} == {"renumbered"}  # the second run, moved
+    assert [r for _, _, r in found(check)[1:]] == [runs[1]]
+    assert_one_sentence(check)
+
+
+@pytest.mark.parametrize("fix_record", [False, True], ids=["record-left", "record-fixed"])
+def test_6b_forged_row_appended_after_run_complete(location, fix_record):
+    ledger, db, runs = capstone(location, runs=2)
+    rows = db.entries(runs[0])
+    last = rows[-1]
+    forged = rehash({**last, "seq": 2 * EVENTS + 1, "run_seq": EVENTS + 1,
+                     "event_type": "gate_resume", "node_id": "hitl_gate", "role": "human",
+                     "output": None, "payload": json.dumps({"reviewer": "mallory"}),
+                     "prev_hash": last["hash"]})
+    db.sql(f"INSERT INTO ledger_entries ({', '.join(COLUMNS)}) VALUES "
+           f"({', '.join('?' for _ in COLUMNS)})", [_typed(c, forged[c]) for c in COLUMNS])
+    if fix_record:
+        db.fix_record(runs[0], [*rows, forged])
+    expected = [("inserted", 2 * EVENTS + 1, runs[0])]
+    check = ledger.verify_chain()
+    assert found(check) == expected
+    assert found(ledger.verify_chain(anchor=ledger.anchor(runs[1]))) == expected
+    assert_one_sentence(check)
+
+
+@pytest.mark.parametrize("pair,columns", [
+    ((5, 6), ("seq",)),
+    ((5, 6), ("seq", "run_seq")),
+    ((EVENTS, EVENTS + 1), ("seq",)),
+], ids=["seq", "seq-and-run-seq", "across-runs"])
+def test_7_swapped_rows_are_reordered_naming_both(location, pair, columns):
+    ledger, db, runs = capstone(location, runs=2)
+    rows = db.entries()
+    a, b = rows[pair[0] - 1], rows[pair[1] - 1]
+    for column in columns:
+        a[column], b[column] = b[column], a[column]
+    db.replace(rows)
+    check = ledger.verify_chain()
+    ((kind, seq, run),) = found(check)
+    assert (kind, seq) == ("reordered", pair[0]) and run in runs
+    message = check.problems[0].message
+    assert f"seq {pair[0]} " in message and f"seq {pair[1]} " in message
+    assert_one_sentence(check)
+
+
+def test_8_truncated_tail_with_the_record_fixed_needs_an_anchor(location):
+    ledger, db, runs = capstone(location, runs=2)
+    anchor = ledger.anchor(runs[1])
+    db.sql("DELETE FROM ledger_entries WHERE seq > ?", [2 * EVENTS - 3])
+    db.fix_record(runs[1], db.entries(runs[1]), ended=False)
+    check = ledger.verify_chain()
+    assert check.valid and check.incomplete_runs == [runs[1]]  # looks like a crashed run
+    check = ledger.verify_chain(anchor=anchor)
+    assert found(check) == [("truncated", 2 * EVENTS - 2, runs[1])]
+    assert_one_sentence(check)
+
+
+def test_8b_truncated_tail_is_seen_without_anchor_when_the_record_is_left(location):
+    ledger, db, runs = capstone(location, runs=2)
+    db.sql("DELETE FROM ledger_entries WHERE seq > ?", [2 * EVENTS - 3])
+    check = ledger.verify_chain()
+    assert found(check) == [("truncated", 2 * EVENTS - 2, runs[1])]
+    assert "the last 3 entries were removed" in check.problems[0].message
+
+
+def test_8c_truncated_tail_before_another_run_shows_as_a_hole(location):
+    ledger, db, runs = capstone(location, runs=2)
+    db.sql("DELETE FROM ledger_entries WHERE seq BETWEEN ? AND ?", [EVENTS - 2, EVENTS])
+    db.fix_record(runs[0], db.entries(runs[0]), ended=False)
+    check = ledger.verify_chain()
+    assert found(check) == [("truncated", EVENTS - 2, runs[0])]
+
+
+@pytest.mark.parametrize("drop_record", [True, False], ids=["record-dropped", "record-left"])
+def test_9_a_whole_run_removed(location, drop_record):
+    ledger, db, runs = capstone(location, runs=3)
+    db.sql("DELETE FROM ledger_entries WHERE run_id = ?", [runs[1]])
+    if drop_record:
+        db.sql("DELETE FROM ledger_runs WHERE run_id = ?", [runs[1]])
+    check = ledger.verify_chain()
+    assert found(check) == [("run_removed", EVENTS + 1, None if drop_record else runs[1])]
+    assert f"positions {EVENTS + 1}-{2 * EVENTS}" in check.problems[0].message
+    assert_one_sentence(check)
+
+
+def test_9b_the_last_run_removed_needs_its_anchor(location):
+    ledger, db, runs = capstone(location, runs=2)
+    anchors = [ledger.anchor(r) for r in runs]
+    db.sql("DELETE FROM ledger_entries WHERE run_id = ?", [runs[1]])
+    db.sql("DELETE FROM ledger_runs WHERE run_id = ?", [runs[1]])
+    assert ledger.verify_chain().valid  # nothing after it, no record: no trace in the table
+    assert found(ledger.verify_chain(anchor=anchors)) == [("run_removed", None, runs[1])]
+
+
+def test_10_run_rewritten_from_genesis_needs_an_anchor_kept_in_a_file(location, tmp_path):
+    ledger, db, runs = capstone(location, runs=2)
+    path = tmp_path / "anchors.json"
+    save_anchors([ledger.anchor(r) for r in runs], path)
+    rows = db.entries()
+    first = rows[EVENTS]
+    first["payload"] = first["payload"].replace('"task 1"', '"a different task"')
+    rechain(rows[EVENTS:])
+    db.replace(rows)
+    db.fix_record(runs[1], rows[EVENTS:])
+    assert ledger.verify_chain().valid
+    check = ledger.verify_chain(anchor=path)
+    assert check.anchors_checked == 2
+    assert found(check) == [("rewritten", None, runs[1])]
+
+
+def test_anchor_round_trips_through_a_file(location, tmp_path):
+    ledger, _, (run,) = capstone(location)
+    ledger.anchor(run).save(tmp_path / "a.json")
+    (loaded,) = Anchor.load(tmp_path / "a.json")
+    assert loaded == ledger.anchor(run) or (loaded.run_id, loaded.length, loaded.head_hash) \
+        == (run, EVENTS, ledger.anchor(run).head_hash)
+    check = ledger.verify_chain(anchor=tmp_path / "a.json")
+    assert check.valid and check.anchors_checked == 1
+
+
+def test_an_anchor_of_a_running_run_accepts_its_later_entries(location):
+    ledger, db, (run,) = capstone(location)
+    rows = db.entries(run)
+    early = Anchor(run, 10, rows[9]["hash"], complete=False)
+    assert ledger.verify_chain(anchor=early).valid
+    closed = Anchor(run, 10, rows[9]["hash"], complete=True)
+    assert found(ledger.verify_chain(anchor=closed)) == [("inserted", 11, run)]
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["first-run", "second-run"])
+def test_exported_run_imports_and_verifies_and_tampering_shows(location, other_location,
+                                                               which):
+    ledger, _, runs = capstone(location, runs=2)
+    exported = ledger.export_run(runs[which])
+    other = ReplayLedger(other_location)
+    assert other.import_run(exported) == runs[which]
+    check = other.verify_chain()  # the second run keeps seq 24-46: no hole before it
+    assert check.valid and check.entries_checked == EVENTS, check.report()
+    assert other.verify_chain(anchor=ledger.anchor(runs[which])).valid
+    seq = which * EVENTS + 9
+    Db(other).sql("UPDATE ledger_entries SET output = '\"forged\"' WHERE seq = ?", [seq])
+    assert found(other.verify_chain()) == [("edited", seq, runs[which])]
+
+
+def test_tampered_export_is_detected_after_import(location, other_location):
+    ledger, _, (run,) = capstone(location)
+    data = json.loads(ledger.export_run(run))
+    (entry,) = [e for e in data["entries"] if int(e["seq"]) == 9]
+    entry["output"] = json.dumps("edited in the archive")
+    other = ReplayLedger(other_location)
+    other.import_run(json.dumps(data))
+    assert found(other.verify_chain()) == [("edited", 9, run)]
+
+
+def test_combined_damage_is_each_named(location):
+    ledger, db, runs = capstone(location, runs=3)
+    db.sql("""UPDATE ledger_entries SET output = '"x"' WHERE seq = 3""")
+    db.sql("DELETE FROM ledger_entries WHERE seq = 30")
+    db.sql("DELETE FROM ledger_entries WHERE run_id = ?", [runs[2]])
+    check = ledger.verify_chain()
+    assert found(check) == [("edited", 3, runs[0]), ("deleted", 30, runs[1]),
+                            ("run_removed", None, runs[2])]
+
+
+# --- zero false positives -------------------------------------------------------
+
+AWKWARD: dict[str, Any] = {
+    "unicode": "Grüße 😀 — 日本語, שלום עולם مرحبا, e\u0301 a\u0308 n\u0303",
+    "empty": "",
+    "none": None,
+    "big": "x" * 1_000_000,
+    "nested": {"ключ": ["a", {"日本": [1, 2.5, None, True]}], "nested": [[[]], {}],
+               "emoji 😀": "ok"},
+    "separators": "a\x1fb \\N c\\\\d \"quoted\" 'single' \t\r\n\x01\x07\x1b\x7f end",
+    "null_text": "\\N",
+    "tiny_cost": AgentResult(text="tiny", cost_usd=1e-12, uncertainty=0.0, tokens_in=1),
+    "tenth": AgentResult(text="tenth", cost_usd=0.1, uncertainty=1.0, tokens_out=7),
+    "third": AgentResult(text="third", cost_usd=1 / 3, uncertainty=1 / 3, tokens_in=3,
+                         tokens_out=4),
+    "dict_result": AgentResult(text="d", output={"a": [1, {"b": "ü"}], "c": 1e-12}),
+}
+
+
+def awkward_workflow() -> WorkflowDefinition:
+    workflow = WorkflowDefinition("awkward ünïcode ✓")
+    previous = None
+    for name, value in AWKWARD.items():
+        workflow.add_node(name, (lambda v: lambda ctx: v)(value))
+        if previous:
+            workflow.add_edge(previous, name)
+        previous = name
+    return workflow
+
+
+def assert_gapless(ledger: ReplayLedger, count: int) -> None:
+    low, high, n = ledger.sql("SELECT min(seq), max(seq), count(*) FROM ledger_entries"
+                              ).iloc[0].tolist()
+    assert (int(low), int(high), int(n)) == (1, count, count)
+
+
+def test_awkward_values_verify_valid(location):
+    ledger = ReplayLedger(location)
+    workflow = ledger.attach(awkward_workflow())
+    results = [workflow.run(task) for task in ("Grüße 😀 \x1f \\N \"q\"", "", "plain")]
+    assert all(r.status.value == "completed" for r in results), results[0].error
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    per_run = 2 * len(AWKWARD) + 2
+    assert check.entries_checked == 3 * per_run
+    assert_gapless(ledger, 3 * per_run)
+    anchors = [ledger.anchor(r.run_id) for r in results]
+    assert ledger.verify_chain(anchor=anchors).valid
+    assert all(ledger.verify_chain(r.run_id).valid for r in results)
+    events = ledger.events(results[0].run_id)
+    assert [e.output for e in events] == [e.output for e in results[0].events]
+
+
+def test_failed_and_rejected_runs_verify_valid(location):
+    def broken(ctx):
+        raise RuntimeError("agent failure with ünïcode 😀")
+
+    ledger = ReplayLedger(location)
+    failing = ledger.attach(WorkflowDefinition("failing").add_node("boom", broken))
+    rejected = ledger.attach(WorkflowDefinition("rejected").add_node("a", lambda ctx: "x")
+                             .add_edge("a", "missing"))
+    statuses = {failing.run("t").status.value, rejected.run("t").status.value}
+    assert "completed" not in statuses
+    check = ledger.verify_chain()
+    assert check.valid and check.runs_checked == 2, check.report()
+
+
+def test_many_concurrent_runs_verify_valid(location):
+    ledger = ReplayLedger(location)
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    handles = [workflow.start(f"task {i}") for i in range(20)]
+    results = [h.result(timeout=60) for h in handles]
+    check = ledger.verify_chain()
+    assert check.valid and check.runs_checked == 20, check.report()
+    assert_gapless(ledger, 20 * EVENTS)
+    assert ledger.verify_chain(anchor=[ledger.anchor(r.run_id) for r in results]).valid
+    runs = ledger.runs()
+    assert set(runs["status"]) == {"completed"} and set(runs["entry_count"]) == {EVENTS}
+
+
+def test_concurrent_runs_damage_is_still_located(location):
+    """Interleaved runs: an edit and a deletion in one run do not implicate the others."""
+    ledger = ReplayLedger(location)
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    results = [h.result(timeout=60) for h in [workflow.start(f"t{i}") for i in range(5)]]
+    ledger.flush()
+    db = Db(ledger)
+    victim = results[2].run_id
+    rows = db.entries(victim)
+    db.sql("DELETE FROM ledger_entries WHERE seq = ?", [rows[9]["seq"]])
+    db.sql("UPDATE ledger_entries SET output = '\"x\"' WHERE seq = ?", [rows[4]["seq"]])
+    check = ledger.verify_chain()
+    assert found(check) == [("edited", rows[4]["seq"], victim),
+                            ("deleted", rows[9]["seq"], victim)]
+
+
+def test_concurrent_first_events_share_one_writer(tmp_path, monkeypatch):
+    """One writer per ledger, however many runs start at once (the writer's promise)."""
+    from meshflow_nb.events import EventType, MeshEvent
+    from meshflow_nb.ledger import writer as writer_module
+
+    made: list[object] = []
+    slow_init = writer_module.LedgerWriter.__init__
+
+    def init(self, *args, **kwargs):
+        made.append(self)
+        time.sleep(0.05)  # widen the window a real scheduler hits now and then
+        slow_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer_module.LedgerWriter, "__init__", init)
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    barrier = threading.Barrier(4)
+
+    def first_event(n: int) -> None:
+        barrier.wait()
+        ledger.record(MeshEvent(run_id=f"run{n}", seq=1, ts="2026-01-01T00:00:00+00:00",
+                                type=EventType.RUN_START, payload={}))
+
+    threads = [threading.Thread(target=first_event, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ledger.flush()
+    assert len(made) == 1
+
+
+def test_the_forensics_page_explains_every_kind():
+    page = (Path(__file__).resolve().parents[1] / "docs" / "ledger-forensics.md").read_text(
+        encoding="utf-8")
+    kinds = {v for k, v in vars(Damage).items() if k.isupper()}
+    assert kinds == {line[4:].strip() for line in page.splitlines() if line.startswith("### ")}
+    assert all(f"| `{kind}` |" in page for kind in kinds)
