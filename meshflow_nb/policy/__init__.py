@@ -1,0 +1,1 @@
+"""Policy and its governance layers."""
