@@ -11,6 +11,8 @@ from .events import EventType, MeshEvent
 from .graph import Edge, HumanGate, Node
 from .hitl import Decision, GateRequest
 from .launch import RunHandle
+from .ledger import ReplayLedger
+from .policy import CircuitBreakerConfig, HumanInLoopConfig, Policy, PolicyMode
 from .preflight import PreflightReport, Problem
 from .results import NodeRun, RunResult, RunStatus
 from .roles import RiskTier, Role
@@ -19,7 +21,8 @@ from .workflow import WorkflowDefinition
 __version__ = "0.1.0"
 
 __all__ = [
-    "AgentResult", "Decision", "Edge", "EventType", "GateRequest", "HumanGate", "MeshEvent",
-    "Node", "NodeContext", "NodeRun", "PreflightReport", "Problem", "RiskTier", "Role",
-    "RunHandle", "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
+    "AgentResult", "CircuitBreakerConfig", "Decision", "Edge", "EventType", "GateRequest",
+    "HumanGate", "HumanInLoopConfig", "MeshEvent", "Node", "NodeContext", "NodeRun", "Policy",
+    "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role", "RunHandle",
+    "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
 ]

@@ -33,6 +33,12 @@ class EventType(str, Enum):
     NODE_SKIPPED = "node_skipped"
     GATE_REJECT = "gate_reject"
     LOOP_EXHAUSTED = "loop_exhausted"
+    GUARDIAN_FINDING = "guardian_finding"
+    NODE_BLOCKED = "node_blocked"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    UNCERTAINTY_ESCALATED = "uncertainty_escalated"
+    NODE_RETRY = "node_retry"
+    CIRCUIT_STATE = "circuit_state"
 
     def __str__(self) -> str:
         return self.value

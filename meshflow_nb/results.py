@@ -19,6 +19,8 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     REJECTED_PREFLIGHT = "rejected_preflight"
     REJECTED_AT_GATE = "rejected_at_gate"
+    BLOCKED = "blocked"
+    BUDGET_EXCEEDED = "budget_exceeded"
     CANCELLED = "cancelled"
 
     def __str__(self) -> str:
@@ -54,6 +56,7 @@ class Totals:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    carbon_g: float = 0.0
     duration_ms: float = 0.0
 
     @property
@@ -97,7 +100,8 @@ class RunResult:
             f"Run {self.run_id} of '{self.workflow}': {self.status.value}",
             f"  node executions: {t.node_executions}   loop iterations: {t.loop_iterations}",
             f"  tokens: {t.tokens} ({t.tokens_in} in / {t.tokens_out} out)   "
-            f"cost: ${t.cost_usd:.4f}   time: {t.duration_ms / 1000:.2f} s",
+            f"cost: ${t.cost_usd:.4f}   carbon: {t.carbon_g:.3f} g CO2e   "
+            f"time: {t.duration_ms / 1000:.2f} s",
         ]
         lines += [f"  gate {d.node_id}: {d.describe()}" for d in self.decisions]
         if self.error:

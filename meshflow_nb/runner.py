@@ -19,6 +19,7 @@ import asyncio
 import inspect
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,8 @@ from .conditions import ConditionEvalError, parse_condition
 from .events import EventBus, EventType, MeshEvent, utc_now
 from .graph import Edge, HumanGate, Node, Topology
 from .hitl import ApprovalConfigError, Approver, Decision, GateRequest, headless_approver
+from .policy.config import Policy
+from .policy.governor import Governor, PolicyStop
 from .preflight import PreflightReport, Problem, check_structure
 from .results import NodeRun, RunResult, RunStatus, Totals
 from .roles import RiskTier
@@ -65,6 +68,7 @@ class Run:
         approver: Approver | None = None,
         bus: EventBus | None = None,
         run_id: str | None = None,
+        policy: Policy | None = None,
     ) -> None:
         self.definition = definition
         self.task = task
@@ -89,6 +93,8 @@ class Run:
         self._seq = 0
         self._started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.policy = policy
+        self.governor = Governor(policy, self) if policy is not None else None
 
     # --- the run as a whole ----------------------------------------------------
 
@@ -97,7 +103,8 @@ class Run:
         self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         self.emit(EventType.RUN_START, payload={
-            "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes)})
+            "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes),
+            **({"policy": self.policy.to_dict()} if self.policy else {})})
         report = self.preflight()
         if not report.ok:
             self.emit(EventType.PREFLIGHT_REJECTED, payload=report.to_dict())
@@ -117,7 +124,10 @@ class Run:
     def preflight(self) -> PreflightReport:
         """Structural checks plus the approver setting, all reported together."""
         report = check_structure(self.definition)
-        if any(n.is_gate for n in self.nodes.values()) and self._approver is None:
+        if self.governor is not None:
+            report.problems.extend(self.governor.preflight(self.definition))
+        may_ask = self.governor is not None or any(n.is_gate for n in self.nodes.values())
+        if may_ask and self._approver is None:
             try:
                 self._approver = headless_approver()
             except ApprovalConfigError as err:
@@ -205,7 +215,10 @@ class Run:
             self._route(node_id)
         elif isinstance(error, GateRejected):
             record.status = "rejected"
-            self._stop(RunStatus.REJECTED_AT_GATE, f"gate '{node_id}' {error.decision.describe()}")
+            self._stop(RunStatus.REJECTED_AT_GATE, f"'{node_id}' {error.decision.describe()}")
+        elif isinstance(error, PolicyStop):
+            record.status = error.node_status
+            self._stop(RunStatus(error.status), str(error))
         else:
             record.status, record.error = "failed", str(error)
             self._stop(RunStatus.FAILED, f"node '{node_id}' failed: {error}")
@@ -220,8 +233,8 @@ class Run:
             if node.is_gate:
                 result = await self._gate(node, ctx)
             else:
-                result = await self._call_agent(node, ctx)
-        except (asyncio.CancelledError, GateRejected):
+                result = await self._governed_call(node, ctx)
+        except (asyncio.CancelledError, GateRejected, PolicyStop):
             raise
         except NodeFailure as failure:
             self._emit_failure(node, failure, began, iteration)
@@ -231,12 +244,31 @@ class Run:
             self._emit_failure(node, failure, began, iteration)
             raise failure from exc
         self._complete(node, result, iteration, (time.perf_counter() - began) * 1000)
+        if self.governor is not None and not node.is_gate:
+            self.governor.after_complete(node, result)
 
-    async def _call_agent(self, node: Node, ctx: NodeContext) -> AgentResult:
+    async def _governed_call(self, node: Node, ctx: NodeContext) -> AgentResult:
+        """The agent call, inside the policy's hooks when the run has a policy."""
+        if self.governor is None:
+            return await self._call_agent(node, ctx, self._attempt)
+        ctx = await self.governor.before_node(node, ctx)
+
+        def attempt(n: Node, c: NodeContext) -> Awaitable[Any]:
+            return self.governor.call(n, lambda: self._attempt(n, c))
+
+        result = await self._call_agent(node, ctx, attempt)
+        return await self.governor.after_node(node, ctx, result)
+
+    async def _attempt(self, node: Node, ctx: NodeContext) -> Any:
+        """One call of the agent, with the node's timeout."""
         try:
-            value = await asyncio.wait_for(_invoke(node.agent, ctx), timeout=node.timeout_s)
+            return await asyncio.wait_for(_invoke(node.agent, ctx), timeout=node.timeout_s)
         except asyncio.TimeoutError:
             raise NodeFailure(f"timed out after {node.timeout_s} s", reason="timeout") from None
+
+    async def _call_agent(self, node: Node, ctx: NodeContext,
+                          attempt: Callable[[Node, NodeContext], Awaitable[Any]]) -> AgentResult:
+        value = await attempt(node, ctx)
         result = normalize_result(value, node.exports)
         missing = [name for name in node.exports if name not in result.variables]
         if missing:
@@ -250,6 +282,7 @@ class Run:
         record.output, record.text, record.variables = result.output, result.text, result.variables
         record.tokens_in, record.tokens_out = result.tokens_in, result.tokens_out
         record.cost_usd, record.model = result.cost_usd or 0.0, result.model
+        self.totals.carbon_g += result.carbon_g or 0.0
         record.uncertainty, record.duration_ms = result.uncertainty, ms
         self.variables.update(result.variables)
         self.outputs[node.id] = result.output
@@ -259,6 +292,7 @@ class Run:
         self.totals.cost_usd += record.cost_usd
         self.emit(EventType.NODE_COMPLETE, node, output=result.output,
                   uncertainty=result.uncertainty, cost_usd=record.cost_usd,
+                  carbon_g=result.carbon_g,
                   tokens_in=result.tokens_in, tokens_out=result.tokens_out,
                   payload={"iteration": iteration, "duration_ms": round(ms, 1),
                            "model": result.model, **result.variables,
@@ -292,20 +326,37 @@ class Run:
             content = next(iter(ctx.inputs.values()))
         else:
             content = dict(ctx.inputs)
-        protects = tuple(sorted(self._topo.descendants(gate.id)))
+        await self.ask_approval(gate, content, gate.prompt, reason="gate",
+                                protects=tuple(sorted(self._topo.descendants(gate.id))))
+        return AgentResult(text=str(content), output=content)
+
+    async def ask_approval(self, node: Node, content: Any, prompt: str, *, reason: str,
+                           protects: tuple[str, ...] | None = None) -> Decision:
+        """Ask the approver about ``content``; a rejection raises `GateRejected`.
+
+        Used by human gates and by policy layers (risk tier, uncertainty). With the
+        policy's human-in-the-loop switched off, the policy itself approves.
+        """
+        protects = protects if protects is not None else (node.id,)
         tier = max((self.nodes[n].risk_tier for n in protects), default=RiskTier.READ_ONLY)
-        request = GateRequest(self.run_id, gate.id, content, gate.prompt, protects, tier,
-                              gate.timeout_s)
-        self.emit(EventType.GATE_PAUSE, gate, output=content, payload={
-            "prompt": gate.prompt, "protects": list(protects), "risk_tier": tier.name,
-            "timeout_s": gate.timeout_s})
-        decision = await self._decide(request)
+        hitl = self.policy.human_in_loop if self.policy else None
+        timeout = getattr(node, "timeout_s", None) if node.is_gate else None
+        timeout = timeout or (hitl.timeout_s if hitl else None)
+        request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout)
+        self.emit(EventType.GATE_PAUSE, node, output=content, payload={
+            "prompt": prompt, "reason": reason, "protects": list(protects),
+            "risk_tier": tier.name, "timeout_s": timeout})
+        if hitl is not None and not hitl.enabled:
+            decision = Decision(True, "policy", "human_in_loop is disabled in this policy",
+                                channel="policy", node_id=node.id)
+        else:
+            decision = await self._decide(request)
         self.decisions.append(decision)
         if not decision.approved:
-            self.emit(EventType.GATE_REJECT, gate, payload=decision.to_dict())
+            self.emit(EventType.GATE_REJECT, node, payload=decision.to_dict())
             raise GateRejected(decision)
-        self.emit(EventType.GATE_RESUME, gate, payload=decision.to_dict())
-        return AgentResult(text=str(content), output=content)
+        self.emit(EventType.GATE_RESUME, node, payload=decision.to_dict())
+        return decision
 
     async def _decide(self, request: GateRequest) -> Decision:
         """Ask the approver; no decision within the gate's timeout is a rejection."""

@@ -18,6 +18,7 @@ from .events import EventBus, MeshEvent, Subscriber
 from .graph import Agent, Edge, Node
 from .hitl import Approver
 from .launch import RunHandle, run_blocking, stream_async, stream_blocking
+from .policy.config import Policy
 from .preflight import PreflightReport
 from .results import RunResult
 from .runner import Run
@@ -26,9 +27,12 @@ from .runner import Run
 class WorkflowDefinition:
     """A graph of agent nodes, human gates and (conditional) edges."""
 
-    def __init__(self, name: str = "workflow", description: str = "") -> None:
+    def __init__(self, name: str = "workflow", description: str = "",
+                 policy: Policy | None = None) -> None:
         self.name = name
         self.description = description
+        self.policy = policy
+        """Governs every run unless a run is given its own ``policy=``."""
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self._subscribers: list[Subscriber] = []
@@ -82,35 +86,37 @@ class WorkflowDefinition:
         """Every problem that would stop a run, without running anything."""
         return Run(self, "").preflight()
 
-    def run(self, task: str, *, approver: Approver | None = None,
-            on_event: Subscriber | None = None) -> RunResult:
-        """Run to the end and return the result; works in scripts and in Jupyter."""
-        return run_blocking(self._new_run(task, approver, on_event))
+    def run(self, task: str, **options: Any) -> RunResult:
+        """Run to the end and return the result; works in scripts and in Jupyter.
 
-    async def arun(self, task: str, *, approver: Approver | None = None,
-                   on_event: Subscriber | None = None) -> RunResult:
+        Options (for every way of running): ``approver=`` decides at human gates,
+        ``on_event=`` receives every event, ``policy=`` replaces the workflow's policy.
+        """
+        return run_blocking(self._new_run(task, **options))
+
+    async def arun(self, task: str, **options: Any) -> RunResult:
         """Run to the end in the caller's event loop."""
-        return await self._new_run(task, approver, on_event).execute()
+        return await self._new_run(task, **options).execute()
 
-    def stream(self, task: str, *, approver: Approver | None = None) -> Iterator[MeshEvent]:
+    def stream(self, task: str, **options: Any) -> Iterator[MeshEvent]:
         """Yield each event as it happens; breaking out of the loop cancels the run."""
-        return stream_blocking(self._new_run(task, approver, None))
+        return stream_blocking(self._new_run(task, **options))
 
-    def astream(self, task: str, *, approver: Approver | None = None
-                ) -> AsyncIterator[MeshEvent]:
+    def astream(self, task: str, **options: Any) -> AsyncIterator[MeshEvent]:
         """``async for event in wf.astream(task)``: events as they happen."""
-        return stream_async(self._new_run(task, approver, None))
+        return stream_async(self._new_run(task, **options))
 
-    def start(self, task: str, *, approver: Approver | None = None,
-              on_event: Subscriber | None = None) -> RunHandle:
+    def start(self, task: str, **options: Any) -> RunHandle:
         """Start the run in the background and return at once with a `RunHandle`."""
-        return RunHandle(self._new_run(task, approver, on_event)).start()
+        return RunHandle(self._new_run(task, **options)).start()
 
-    def _new_run(self, task: str, approver: Approver | None, on_event: Subscriber | None) -> Run:
+    def _new_run(self, task: str, *, approver: Approver | None = None,
+                 on_event: Subscriber | None = None, policy: Policy | None = None) -> Run:
         if not isinstance(task, str):
             raise TypeError(f"the task must be a string, not {type(task).__name__}")
         subscribers = [*self._subscribers, *([on_event] if on_event else [])]
-        return Run(self, task, approver=approver, bus=EventBus(subscribers))
+        return Run(self, task, approver=approver, bus=EventBus(subscribers),
+                   policy=policy or self.policy)
 
     def __repr__(self) -> str:
         return (f"<WorkflowDefinition {self.name!r}: {len(self.nodes)} nodes, "

@@ -48,6 +48,8 @@ class AgentResult:
     uncertainty: float | None = None
     confidence: float | None = None
     model: str | None = None
+    carbon_g: float | None = None
+    """Grams CO2e, filled in by the environmental layer when the policy turns it on."""
     output: Any = None
     """What downstream nodes see; defaults to ``text``."""
 

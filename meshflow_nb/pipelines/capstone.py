@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 from ..agents.mock import MockAgent, MockCritic, mock_enabled
 from ..graph import Agent, HumanGate, Node
+from ..policy.config import Policy
 from ..roles import RiskTier, Role
 from ..workflow import WorkflowDefinition
 
@@ -27,6 +28,7 @@ def build_capstone_pipeline(
     max_revisions: int = 2,
     gate_timeout_s: float | None = None,
     name: str = "production_pipeline",
+    policy: Policy | None = None,
 ) -> WorkflowDefinition:
     """Build the capstone workflow.
 
@@ -41,7 +43,7 @@ def build_capstone_pipeline(
             "or pass agents={'researcher': ..., ...} with your own functions.")
     return (
         WorkflowDefinition(name, description="Research, parallel analysis, drafting with a "
-                           "quality loop, human approval, then publication.")
+                           "quality loop, human approval, then publication.", policy=policy)
         .add_node(Node("researcher", chosen["researcher"], Role.RESEARCHER, RiskTier.READ_ONLY,
                        description="Gather facts and structure findings"))
         .add_node(Node("analyst_a", chosen["analyst_a"], Role.EXECUTOR, RiskTier.INTERNAL,

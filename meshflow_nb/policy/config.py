@@ -1,0 +1,173 @@
+"""`Policy`: which governance layers are on, and how strict each is.
+
+A `PolicyMode` gives a preset for every field (docs/policy.md has the table); any
+argument you pass overrides its preset, and an argument the policy does not know is an
+error rather than silently ignored. `policy.describe()` says what each layer will do.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ..roles import RiskTier
+from .circuit import CircuitBreakerConfig
+from .guardian import Action
+
+
+class PolicyMode(str, Enum):
+    """Presets, from a sandbox for experiments to a regulated deployment."""
+
+    DEV = "dev"
+    STANDARD = "standard"
+    REGULATED = "regulated"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class HumanInLoopConfig:
+    """Who must approve what: nodes at or above ``tier_threshold`` wait for a human."""
+
+    enabled: bool = True
+    tier_threshold: RiskTier = RiskTier.EXTERNAL_IO
+    approval_webhook: str | None = None
+    """URL that receives a signed JSON notice when a run pauses for approval."""
+    timeout_s: float | None = None
+    """No decision within this time rejects the gate with reason "timeout"."""
+    webhook_secret_env: str = "MESHFLOW_WEBHOOK_SECRET"
+    """Environment variable holding the HMAC-SHA256 key that signs webhook notices."""
+
+
+_PRESETS: dict[PolicyMode, dict[str, Any]] = {
+    PolicyMode.DEV: {
+        "budget_usd": None, "enable_guardian": False, "guardian_action": Action.FLAG,
+        "enable_uncertainty": False, "uncertainty_escalate": 0.7, "uncertainty_block": 0.9,
+        "enable_environmental": False, "carbon_budget_g": None,
+        "enable_cross_run_learning": False, "immutable_audit": False,
+        "circuit_breaker": None, "human_in_loop": HumanInLoopConfig(enabled=False),
+    },
+    PolicyMode.STANDARD: {
+        "budget_usd": 10.0, "enable_guardian": True, "guardian_action": Action.REDACT,
+        "enable_uncertainty": True, "uncertainty_escalate": 0.7, "uncertainty_block": 0.9,
+        "enable_environmental": True, "carbon_budget_g": None,
+        "enable_cross_run_learning": False, "immutable_audit": False,
+        "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
+    },
+    PolicyMode.REGULATED: {
+        "budget_usd": None, "enable_guardian": True, "guardian_action": Action.BLOCK,
+        "enable_uncertainty": True, "uncertainty_escalate": 0.6, "uncertainty_block": 0.85,
+        "enable_environmental": True, "carbon_budget_g": None,
+        "enable_cross_run_learning": True, "immutable_audit": True,
+        "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
+    },
+}
+
+FIELDS = tuple(_PRESETS[PolicyMode.STANDARD])
+
+
+@dataclass(frozen=True, init=False)
+class Policy:
+    """Every governance field, each enforced at run time (see docs/policy.md)."""
+
+    mode: PolicyMode
+    budget_usd: float | None
+    enable_guardian: bool
+    guardian_action: Action
+    enable_uncertainty: bool
+    uncertainty_escalate: float
+    uncertainty_block: float
+    enable_environmental: bool
+    carbon_budget_g: float | None
+    enable_cross_run_learning: bool
+    immutable_audit: bool
+    circuit_breaker: CircuitBreakerConfig | None
+    human_in_loop: HumanInLoopConfig
+    explicit: frozenset[str]
+
+    def __init__(self, mode: PolicyMode | str = PolicyMode.STANDARD, **settings: Any) -> None:
+        unknown = [name for name in settings if name not in FIELDS]
+        if unknown:
+            raise TypeError(_unknown_message(unknown))
+        mode = _mode(mode)
+        values = {**_PRESETS[mode], **settings}
+        values["guardian_action"] = Action(values["guardian_action"])
+        for name, value in {"mode": mode, **values, "explicit": frozenset(settings)}.items():
+            object.__setattr__(self, name, value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (recorded with every run in the ledger)."""
+        data = {"mode": self.mode.value}
+        for name in FIELDS:
+            value = getattr(self, name)
+            data[name] = value.__dict__ if hasattr(value, "__dict__") else value
+        hitl = dict(data["human_in_loop"])
+        hitl["tier_threshold"] = self.human_in_loop.tier_threshold.name
+        data["human_in_loop"] = hitl
+        data["guardian_action"] = self.guardian_action.value
+        return data
+
+    def describe(self) -> str:
+        """What is on, and what each layer will do during a run."""
+        lines = [f"Policy {self.mode.name}"
+                 + (f" (set explicitly: {', '.join(sorted(self.explicit))})" if self.explicit
+                    else " (all presets)")]
+        lines += [f"  {name:<20} {'on ' if on else 'off'}  {what}" for name, on, what in
+                  self._layers()]
+        return "\n".join(lines)
+
+    def _layers(self) -> list[tuple[str, bool, str]]:
+        hitl, breaker = self.human_in_loop, self.circuit_breaker
+        return [
+            ("budget", self.budget_usd is not None,
+             f"refuse a node whose estimate would pass ${self.budget_usd:.2f}; stop the run "
+             "once actual cost passes it" if self.budget_usd is not None else "no cost cap"),
+            ("guardian", self.enable_guardian,
+             f"screen each node's input and output for injection, secrets and PII; "
+             f"{self.guardian_action.value} on a finding"),
+            ("uncertainty", self.enable_uncertainty,
+             f"ask a human above {self.uncertainty_escalate:.2f}; block the node above "
+             f"{self.uncertainty_block:.2f}"),
+            ("environmental", self.enable_environmental,
+             "estimate grams CO2e per node"
+             + (f"; stop the run past {self.carbon_budget_g:g} g"
+                if self.carbon_budget_g is not None else "; no carbon cap")),
+            ("cross-run learning", self.enable_cross_run_learning,
+             "record outcomes beside the ledger; give agents earlier reviewers' feedback"),
+            ("immutable audit", self.immutable_audit,
+             "no update or delete; refuse to run on a ledger that fails verification"),
+            ("circuit breaker", breaker is not None,
+             f"retry {breaker.max_retries}x with backoff; open after "
+             f"{breaker.failure_threshold} failures in {breaker.failure_window_s:g} s; "
+             f"probe after {breaker.half_open_after_s:g} s" if breaker else "no retries"),
+            ("human in the loop", hitl.enabled,
+             f"approval before any node at {hitl.tier_threshold.name} or above"
+             + (f"; timeout {hitl.timeout_s:g} s" if hitl.timeout_s else "")
+             + ("; webhook notice" if hitl.approval_webhook else "")),
+        ]
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(self.describe())
+
+
+def _mode(mode: PolicyMode | str) -> PolicyMode:
+    try:
+        return PolicyMode(mode.lower() if isinstance(mode, str) else mode)
+    except ValueError:
+        options = ", ".join(f"PolicyMode.{m.name}" for m in PolicyMode)
+        raise ValueError(f"unknown policy mode {mode!r}; use one of {options}") from None
+
+
+def _unknown_message(unknown: list[str]) -> str:
+    parts = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, FIELDS, n=1)
+        parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (f"Policy() got unknown argument{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(parts)}; the fields are: {', '.join(FIELDS)}")

@@ -1,0 +1,195 @@
+"""The governor: applies one `Policy` to one run through three hooks.
+
+The runner calls `preflight` before anything runs, `before_node` before an agent is
+called, `call` around the agent call, `after_node` on its result and `after_complete`
+once the node's completion is recorded. A layer that must stop the run emits its own
+event and raises `PolicyStop`; the runner never needs to know which layer it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..agents.base import AgentResult, NodeContext
+from ..agents.pricing import cost_usd
+from ..events import EventType
+from ..graph import Node
+from ..preflight import Problem
+from .carbon import carbon_grams
+from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
+from .config import Policy
+from .guardian import Guardian, Screening
+from .rules import check_policy, ungated_nodes
+
+if TYPE_CHECKING:
+    from ..runner import Run
+    from ..workflow import WorkflowDefinition
+
+T = TypeVar("T")
+
+_breakers: dict[int, BreakerRegistry] = {}
+"""Breakers by policy object (not by value: two equal policies do not share state)."""
+
+
+class PolicyStop(Exception):
+    """A governance layer stopped the run; ``status`` becomes the run's status."""
+
+    def __init__(self, status: str, message: str, node_status: str = "blocked") -> None:
+        super().__init__(message)
+        self.status = status
+        self.node_status = node_status
+
+
+class Governor:
+    """Budgets, guardian, uncertainty, carbon, circuit breaker and approvals for a run."""
+
+    def __init__(self, policy: Policy, run: Run) -> None:
+        self.policy = policy
+        self.run = run
+        self.guardian = Guardian(policy.guardian_action) if policy.enable_guardian else None
+        self.spent_usd = 0.0
+        self.spent_g = 0.0
+        self._last: dict[str, tuple[float, float]] = {}
+        self._needs_approval: set[str] = set()
+
+    # --- before anything runs ------------------------------------------------------
+
+    def preflight(self, definition: WorkflowDefinition) -> list[Problem]:
+        problems = check_policy(self.policy, definition)
+        hitl = self.policy.human_in_loop
+        if hitl.enabled and self.policy.mode.value != "regulated":
+            self._needs_approval = set(ungated_nodes(definition, hitl.tier_threshold))
+        return problems
+
+    # --- around one node -----------------------------------------------------------
+
+    async def before_node(self, node: Node, ctx: NodeContext) -> NodeContext:
+        """Refuse a node the budgets cannot afford, screen its input, ask if it is risky."""
+        self._refuse_unaffordable(node)
+        if self.guardian is not None:
+            screened = self._screen(node, {"task": ctx.task, "inputs": dict(ctx.inputs)},
+                                    "input")
+            ctx = dataclasses.replace(ctx, task=screened.value["task"],
+                                      inputs=screened.value["inputs"])
+        if node.id in self._needs_approval:
+            await self.run.ask_approval(
+                node, ctx.inputs, f"{node.id} is {node.risk_tier.name}: approve it to run?",
+                reason="risk_tier")
+        return ctx
+
+    async def call(self, node: Node, make_call: Callable[[], Awaitable[T]]) -> T:
+        """The agent call, with retries and the node's circuit breaker when configured."""
+        config = self.policy.circuit_breaker
+        if config is None:
+            return await make_call()
+        registry = _breaker_registry(self.policy, config)
+        try:
+            return await registry.breaker(node.id).call(make_call, on_event=self._breaker_event)
+        except CircuitOpenError as err:
+            raise PolicyStop("failed", str(err), node_status="failed") from err
+
+    async def after_node(self, node: Node, ctx: NodeContext, result: AgentResult) -> AgentResult:
+        """Account cost and carbon, screen the output, act on uncertainty."""
+        result = self._account(result)
+        if self.guardian is not None:
+            output = self._screen(node, result.output, "output").value
+            text = output if result.text == result.output else \
+                self._screen(node, result.text, "output.text").value
+            result = dataclasses.replace(result, output=output, text=str(text))
+        await self._judge_uncertainty(node, result)
+        return result
+
+    def after_complete(self, node: Node, result: AgentResult) -> None:
+        """Stop the run once what was actually spent passes a budget."""
+        self.spent_usd += result.cost_usd or 0.0
+        self.spent_g += result.carbon_g or 0.0
+        self._last[node.id] = (result.cost_usd or 0.0, result.carbon_g or 0.0)
+        for kind, spent, cap in self._budgets():
+            if cap is not None and spent > cap:
+                self._stop_for_budget(node, kind, spent, cap, when="after")
+
+    # --- layers --------------------------------------------------------------------
+
+    def _account(self, result: AgentResult) -> AgentResult:
+        cost = result.cost_usd
+        if cost is None and result.model:
+            cost = cost_usd(result.model, result.tokens_in, result.tokens_out)
+        carbon = None
+        if self.policy.enable_environmental:
+            carbon = carbon_grams(result.tokens, result.model)
+        return dataclasses.replace(result, cost_usd=cost, carbon_g=carbon)
+
+    def _budgets(self) -> list[tuple[str, float, float | None]]:
+        carbon_cap = self.policy.carbon_budget_g if self.policy.enable_environmental else None
+        return [("cost", self.spent_usd, self.policy.budget_usd),
+                ("carbon", self.spent_g, carbon_cap)]
+
+    def _refuse_unaffordable(self, node: Node) -> None:
+        """Estimate from the node's previous execution in this run (a loop re-run)."""
+        last_cost, last_carbon = self._last.get(node.id, (0.0, 0.0))
+        for (kind, spent, cap), estimate in zip(self._budgets(), (last_cost, last_carbon),
+                                                strict=True):
+            if cap is not None and spent + estimate > cap:
+                self._stop_for_budget(node, kind, spent, cap, when="before", estimate=estimate)
+
+    def _stop_for_budget(self, node: Node, kind: str, spent: float, cap: float, *, when: str,
+                         estimate: float = 0.0) -> None:
+        unit = "USD" if kind == "cost" else "g CO2e"
+        if when == "before":
+            message = (f"{node.id} would take the {kind} to about {spent + estimate:.4f} {unit}, "
+                       f"past the budget of {cap:g} {unit}; it was not started")
+        else:
+            message = f"{kind} reached {spent:.4f} {unit}, past the budget of {cap:g} {unit}"
+        self.run.emit(EventType.BUDGET_EXCEEDED, node, payload={
+            "budget": kind, "when": when, "spent": round(spent, 6), "estimate": round(estimate, 6),
+            "cap": cap, "message": message})
+        raise PolicyStop("budget_exceeded", message,
+                         node_status="completed" if when == "after" else "refused")
+
+    def _screen(self, node: Node, value: Any, where: str) -> Screening:
+        screening = self.guardian.screen(value, where)
+        for finding in screening.findings:
+            self.run.emit(EventType.GUARDIAN_FINDING, node, payload={
+                **finding.to_dict(), "action": self.policy.guardian_action.value,
+                "message": finding.describe()})
+        if screening.blocked:
+            kinds = sorted({f.kind for f in screening.findings})
+            message = f"the guardian blocked {node.id}: {', '.join(kinds)} in its {where}"
+            self.run.emit(EventType.NODE_BLOCKED, node, payload={
+                "layer": "guardian", "message": message})
+            raise PolicyStop("blocked", message)
+        return screening
+
+    async def _judge_uncertainty(self, node: Node, result: AgentResult) -> None:
+        value = result.uncertainty
+        if not self.policy.enable_uncertainty or value is None:
+            return
+        if value > self.policy.uncertainty_block:
+            message = (f"{node.id} is too uncertain ({value:.2f} > "
+                       f"{self.policy.uncertainty_block:.2f}); its output was not used")
+            self.run.emit(EventType.NODE_BLOCKED, node, uncertainty=value, payload={
+                "layer": "uncertainty", "message": message})
+            raise PolicyStop("blocked", message)
+        if value > self.policy.uncertainty_escalate:
+            self.run.emit(EventType.UNCERTAINTY_ESCALATED, node, uncertainty=value, payload={
+                "threshold": self.policy.uncertainty_escalate,
+                "message": f"{node.id} is uncertain ({value:.2f}); asking a human"})
+            await self.run.ask_approval(
+                node, result.output, f"{node.id} is uncertain ({value:.2f}): use its output?",
+                reason="uncertainty")
+
+    def _breaker_event(self, event: BreakerEvent) -> None:
+        kind = EventType.NODE_RETRY if event.kind == "retry" else EventType.CIRCUIT_STATE
+        self.run.emit(kind, self.run.nodes.get(event.agent), payload=dict(event.detail))
+
+
+def _breaker_registry(policy: Policy, config: CircuitBreakerConfig) -> BreakerRegistry:
+    """The policy's breakers, remembered across its runs and dropped with the policy."""
+    key = id(policy)
+    if key not in _breakers:
+        _breakers[key] = BreakerRegistry(config)
+        weakref.finalize(policy, _breakers.pop, key, None)
+    return _breakers[key]

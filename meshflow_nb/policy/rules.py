@@ -1,0 +1,95 @@
+"""Pre-flight policy rules: what a policy demands of a workflow before any node runs.
+
+Reported together with the structural rules (same `Problem` shape, ids P001...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from ..graph import Topology
+from ..preflight import Problem
+
+if TYPE_CHECKING:
+    from ..workflow import WorkflowDefinition
+    from .config import Policy
+
+
+def check_policy(policy: Policy, definition: WorkflowDefinition) -> list[Problem]:
+    """Every violation of ``policy`` by ``definition``."""
+    regulated = policy.mode.value == "regulated"
+    return [*_budget_problems(policy, regulated), *_hitl_problems(policy, definition, regulated),
+            *_threshold_problems(policy), *_role_problems(definition, regulated)]
+
+
+def _budget_problems(policy: Policy, regulated: bool) -> Iterator[Problem]:
+    for name, unit in (("budget_usd", "USD"), ("carbon_budget_g", "grams CO2e")):
+        value = getattr(policy, name)
+        needed = name == "budget_usd" or policy.enable_environmental
+        if value is None and regulated and needed:
+            yield Problem("P003", "budget-missing", "policy",
+                          f"REGULATED mode requires {name} and it is not set.",
+                          f"pass {name}=<a positive number of {unit}>.", field=name)
+        elif value is not None and not (isinstance(value, (int, float)) and value > 0):
+            yield Problem("P004", "budget-not-positive", "policy",
+                          f"{name}={value!r} is not a positive number.",
+                          f"use a positive number of {unit}, or None for no cap.", field=name)
+
+
+def _hitl_problems(policy: Policy, definition: WorkflowDefinition,
+                   regulated: bool) -> Iterator[Problem]:
+    hitl = policy.human_in_loop
+    if regulated and not hitl.enabled:
+        yield Problem("P002", "hitl-disabled", "policy",
+                      "REGULATED mode requires human-in-the-loop approval.",
+                      "use HumanInLoopConfig(enabled=True, tier_threshold=RiskTier.EXTERNAL_IO).",
+                      field="human_in_loop")
+        return
+    if not (regulated and hitl.enabled):
+        return
+    for node_id in ungated_nodes(definition, hitl.tier_threshold):
+        tier = definition.node(node_id).risk_tier
+        yield Problem("P001", "ungated-risky-node", f"node '{node_id}'",
+                      f"it is {tier.name} (at or above {hitl.tier_threshold.name}) and a path "
+                      "reaches it without passing a human gate.",
+                      f"add a HumanGate before '{node_id}' on every path, e.g. "
+                      f"add_node(HumanGate('approve_{node_id}')) and route its inputs "
+                      "through it.")
+
+
+def _threshold_problems(policy: Policy) -> Iterator[Problem]:
+    low, high = policy.uncertainty_escalate, policy.uncertainty_block
+    if not (0 <= low <= 1 and 0 <= high <= 1 and low <= high):
+        yield Problem("P005", "uncertainty-thresholds", "policy",
+                      f"uncertainty_escalate={low!r} and uncertainty_block={high!r} must lie "
+                      "in [0, 1] with escalate <= block.",
+                      "e.g. uncertainty_escalate=0.6, uncertainty_block=0.85.",
+                      field="uncertainty_escalate")
+
+
+def _role_problems(definition: WorkflowDefinition, regulated: bool) -> Iterator[Problem]:
+    if not regulated:
+        return
+    for node in definition.nodes:
+        if node.role is None:
+            yield Problem("P006", "node-without-role", f"node '{node.id}'",
+                          "REGULATED mode needs every node's role for the audit trail.",
+                          "pass role=Role.<...> to the node.", field="role")
+
+
+def ungated_nodes(definition: WorkflowDefinition, threshold: int) -> list[str]:
+    """Nodes at or above ``threshold`` that some path from an entry reaches gate-free."""
+    topo = Topology.of([n.id for n in definition.nodes], definition.edges)
+    gates = {n.id for n in definition.nodes if n.is_gate}
+    reached = set()
+    stack = [n for n in topo.entries if n not in gates]
+    while stack:
+        node_id = stack.pop()
+        if node_id in reached:
+            continue
+        reached.add(node_id)
+        stack += [e.target for e in topo.forward_edges
+                  if e.source == node_id and e.target not in gates]
+    return [n.id for n in definition.nodes
+            if n.id in reached and not n.is_gate and n.risk_tier >= threshold]
