@@ -159,5 +159,11 @@ class EventBus:
 def _deliver(subscriber: Subscriber, event: MeshEvent) -> None:
     try:
         subscriber(event)
-    except Exception:  # a subscriber's bug must not break the run
-        log.exception("event subscriber %r failed on %s", subscriber, event.type.value)
+    except Exception as err:  # a subscriber's failure must not break the run
+        log.warning("event subscriber %s failed on %s: %s", _name(subscriber),
+                    event.type.value, err)
+        log.debug("subscriber traceback", exc_info=True)
+
+
+def _name(subscriber: Subscriber) -> str:
+    return getattr(subscriber, "__qualname__", None) or repr(subscriber)

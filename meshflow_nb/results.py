@@ -27,6 +27,10 @@ class RunStatus(str, Enum):
         return self.value
 
 
+_GOVERNANCE = (EventType.GUARDIAN_FINDING, EventType.NODE_BLOCKED, EventType.BUDGET_EXCEEDED,
+               EventType.UNCERTAINTY_ESCALATED, EventType.NODE_RETRY, EventType.CIRCUIT_STATE)
+
+
 @dataclass
 class NodeRun:
     """The latest execution of one node, plus how often it ran."""
@@ -104,11 +108,25 @@ class RunResult:
             f"time: {t.duration_ms / 1000:.2f} s",
         ]
         lines += [f"  gate {d.node_id}: {d.describe()}" for d in self.decisions]
+        governance = self._governance_lines()
+        if governance:
+            lines.append("  governance: " + "; ".join(governance))
         if self.error:
             lines.append(f"  error: {self.error}")
         if self.preflight is not None and not self.preflight.ok:
             lines.append(str(self.preflight))
         return "\n".join(lines)
+
+    def _governance_lines(self) -> list[str]:
+        """One phrase per governance layer that acted, e.g. '2 guardian findings'."""
+        lines = []
+        for kind in _GOVERNANCE:
+            events = [e for e in self.events if e.type is kind]
+            if events:
+                last = events[-1].payload.get("message", "")
+                lines.append(f"{len(events)} {kind.value.replace('_', ' ')}"
+                             + (f" ({last})" if len(events) == 1 and last else ""))
+        return lines
 
     def __str__(self) -> str:
         return self.summary()

@@ -33,6 +33,8 @@ class WorkflowDefinition:
         self.description = description
         self.policy = policy
         """Governs every run unless a run is given its own ``policy=``."""
+        self.ledger: Any = None
+        """The `ReplayLedger` recording this workflow's runs (set by ``ledger.attach``)."""
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self._subscribers: list[Subscriber] = []

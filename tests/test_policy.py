@@ -76,8 +76,9 @@ def test_describe_says_what_each_layer_will_do():
     assert "$5.00" in text and "500 g" in text and "EXTERNAL_IO" in text
 
 
-def test_the_courses_full_policy_runs_the_capstone():
-    result = build_capstone_pipeline(policy=Policy(**COURSE_POLICY)).run("t")
+def test_the_courses_full_policy_runs_the_capstone(tmp_path):
+    ledger = ReplayLedger(tmp_path / "production.db")
+    result = ledger.attach(build_capstone_pipeline(policy=Policy(**COURSE_POLICY))).run("t")
     assert result.status is RunStatus.COMPLETED
     assert result.totals.carbon_g > 0
     assert result.events[0].payload["policy"]["mode"] == "regulated"
@@ -312,3 +313,50 @@ def test_the_policy_timeout_rejects_a_gate_nobody_answers():
     result = wf.run("t", policy=policy, approver=silent)
     assert result.status is RunStatus.REJECTED_AT_GATE
     assert result.decisions[0].reason == "timeout"
+
+
+# --- prices, summary, immutable audit -----------------------------------------------
+
+
+def test_a_policy_price_table_replaces_the_default_for_cost():
+    from meshflow_nb.agents.pricing import PRICES, ModelPrice
+
+    tenfold = {name: ModelPrice(p.model, p.input_usd_per_mtok * 10, p.output_usd_per_mtok * 10,
+                                p.model_class) for name, p in PRICES.items()}
+    default = build_capstone_pipeline(policy=Policy("dev")).run("t")
+    pricier = build_capstone_pipeline(policy=Policy("dev", prices=tenfold)).run("t")
+    assert pricier.totals.cost_usd == pytest.approx(default.totals.cost_usd * 10)
+
+
+def test_the_summary_shows_what_each_layer_did():
+    result = two_steps(leaky).run("t", policy=Policy("standard"))
+    assert "governance: 2 guardian finding" in result.summary()
+
+
+def test_immutable_audit_refuses_a_damaged_ledger_and_sql_writes(tmp_path):
+    ledger = ReplayLedger(tmp_path / "audit.duckdb")
+    wf = ledger.attach(build_capstone_pipeline())
+    policy = Policy("standard", immutable_audit=True)
+    assert wf.run("t", policy=policy).ok
+    with pytest.raises(Exception, match="offers no way to change"):
+        ledger.sql("UPDATE ledger_entries SET output = '1' WHERE seq = 2")
+    ledger.immutable = False  # the learner's own SQL session, outside the toolkit
+    ledger.sql("UPDATE ledger_entries SET output = '1' WHERE seq = 2")
+    entries = len(ledger.to_dataframe())
+    refused = wf.run("t", policy=policy)
+    assert refused.status is RunStatus.REJECTED_PREFLIGHT
+    assert "P008" in refused.preflight.rules and "seq 2" in str(refused.preflight)
+    assert len(ledger.to_dataframe()) == entries  # nothing appended to the damaged ledger
+
+
+def test_without_immutable_audit_a_damaged_ledger_is_still_written_to(tmp_path):
+    ledger = ReplayLedger(tmp_path / "open.duckdb")
+    wf = ledger.attach(build_capstone_pipeline())
+    wf.run("t", policy=Policy("standard"))
+    ledger.sql("UPDATE ledger_entries SET output = '1' WHERE seq = 2")
+    assert wf.run("t", policy=Policy("standard")).ok
+
+
+def test_immutable_audit_needs_a_ledger():
+    result = build_capstone_pipeline().run("t", policy=Policy("standard", immutable_audit=True))
+    assert result.preflight.rules == ["P007"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..events import MeshEvent
+from ..events import EventType, MeshEvent
 from .anchor import Anchor, new_anchor
 from .hashing import row_event
 from .schema import ENTRY_COLUMNS
-from .stores import LedgerError, PostgresStore, Store, open_store
+from .stores import ImmutableLedgerError, LedgerError, PostgresStore, Store, open_store
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
@@ -56,6 +57,8 @@ class ReplayLedger:
         if isinstance(self.store, PostgresStore):
             self.store.set_immutable(immutable)
         self._writer: LedgerWriter | None = None
+        self._sealed_damage: str | None = None
+        self._seal: tuple[str | None, VerificationResult] | None = None
 
     # --- recording ---------------------------------------------------------------
 
@@ -66,12 +69,37 @@ class ReplayLedger:
         return self._writer
 
     def record(self, event: MeshEvent) -> None:
-        """Append one event (use as a subscriber: ``wf.run(task, on_event=ledger.record)``)."""
+        """Append one event (use as a subscriber: ``wf.run(task, on_event=ledger.record)``).
+
+        A run whose policy has immutable_audit seals the ledger before its first entry.
+        """
+        if event.type is EventType.RUN_START and \
+                (event.payload.get("policy") or {}).get("immutable_audit"):
+            self.seal(event.run_id)
+        if self._sealed_damage:
+            raise ImmutableLedgerError(
+                f"immutable_audit: not appending to {self.location}, which fails "
+                f"verification:\n{self._sealed_damage}")
         self.writer(event)
+
+    def seal(self, run_id: str | None = None) -> VerificationResult:
+        """Immutable audit: no writes through `sql`, PostgreSQL triggers on, and no more
+        appends at all if the ledger already fails verification. Returns the check
+        (verified once per run: ``run_id`` names the run that asks)."""
+        if run_id is not None and self._seal is not None and self._seal[0] == run_id:
+            return self._seal[1]
+        self.immutable = True
+        if isinstance(self.store, PostgresStore):
+            self.store.set_immutable(True)
+        check = self.verify_chain()
+        self._sealed_damage = None if check.valid else check.report()
+        self._seal = (run_id, check)
+        return check
 
     def attach(self, workflow: WorkflowDefinition) -> WorkflowDefinition:
         """Record every event of every later run of ``workflow``; returns it."""
         workflow.subscribe(self.record)
+        workflow.ledger = self
         return workflow
 
     def flush(self, timeout: float | None = 30.0) -> None:
@@ -91,7 +119,11 @@ class ReplayLedger:
         return self.store.query("SELECT * FROM ledger_runs ORDER BY started_at, run_id")
 
     def sql(self, query: str) -> pd.DataFrame:
-        """Run any SQL against the ledger and get a DataFrame."""
+        """Run SQL against the ledger and get a DataFrame (read-only when immutable)."""
+        if self.immutable and _writes(query):
+            raise ImmutableLedgerError(
+                "immutable_audit is on: the ledger offers no way to change or delete "
+                "entries (only SELECT-style queries are allowed)")
         return self.store.query(query)
 
     def events(self, run_id: str) -> list[MeshEvent]:
@@ -184,6 +216,15 @@ def _shared_store(location: str) -> Store:
         if key not in _stores:
             _stores[key] = open_store(location)
         return _stores[key]
+
+
+_WRITING = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(update|delete|insert|drop|alter|truncate|"
+                      r"create|replace|copy|attach|merge|grant|vacuum)\b", re.IGNORECASE)
+
+
+def _writes(query: str) -> bool:
+    """Whether any statement in ``query`` changes the database."""
+    return any(_WRITING.match(part) for part in query.split(";"))
 
 
 def _where_run(run_id: str | None) -> tuple[str, list[Any]]:

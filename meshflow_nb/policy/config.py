@@ -8,10 +8,12 @@ error rather than silently ignored. `policy.describe()` says what each layer wil
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from ..agents.pricing import ModelPrice
 from ..roles import RiskTier
 from .circuit import CircuitBreakerConfig
 from .guardian import Action
@@ -49,6 +51,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": False, "carbon_budget_g": None,
         "enable_cross_run_learning": False, "immutable_audit": False,
         "circuit_breaker": None, "human_in_loop": HumanInLoopConfig(enabled=False),
+        "prices": None,
     },
     PolicyMode.STANDARD: {
         "budget_usd": 10.0, "enable_guardian": True, "guardian_action": Action.REDACT,
@@ -56,6 +59,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": True, "carbon_budget_g": None,
         "enable_cross_run_learning": False, "immutable_audit": False,
         "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
+        "prices": None,
     },
     PolicyMode.REGULATED: {
         "budget_usd": None, "enable_guardian": True, "guardian_action": Action.BLOCK,
@@ -63,6 +67,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": True, "carbon_budget_g": None,
         "enable_cross_run_learning": True, "immutable_audit": True,
         "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
+        "prices": None,
     },
 }
 
@@ -86,6 +91,8 @@ class Policy:
     immutable_audit: bool
     circuit_breaker: CircuitBreakerConfig | None
     human_in_loop: HumanInLoopConfig
+    prices: Mapping[str, ModelPrice] | None
+    """Price table that replaces the default for cost accounting (see agents/pricing.py)."""
     explicit: frozenset[str]
 
     def __init__(self, mode: PolicyMode | str = PolicyMode.STANDARD, **settings: Any) -> None:
@@ -108,6 +115,7 @@ class Policy:
         hitl["tier_threshold"] = self.human_in_loop.tier_threshold.name
         data["human_in_loop"] = hitl
         data["guardian_action"] = self.guardian_action.value
+        data["prices"] = sorted(self.prices) if self.prices else None
         return data
 
     def describe(self) -> str:

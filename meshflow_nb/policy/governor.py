@@ -59,6 +59,8 @@ class Governor:
 
     def preflight(self, definition: WorkflowDefinition) -> list[Problem]:
         problems = check_policy(self.policy, definition)
+        if self.policy.immutable_audit:
+            problems += _audit_problems(definition, self.run.run_id)
         hitl = self.policy.human_in_loop
         if hitl.enabled and self.policy.mode.value != "regulated":
             self._needs_approval = set(ungated_nodes(definition, hitl.tier_threshold))
@@ -115,8 +117,10 @@ class Governor:
 
     def _account(self, result: AgentResult) -> AgentResult:
         cost = result.cost_usd
-        if cost is None and result.model:
-            cost = cost_usd(result.model, result.tokens_in, result.tokens_out)
+        prices = self.policy.prices
+        priced_here = prices is not None and result.model in prices
+        if result.model and (priced_here or cost is None):
+            cost = cost_usd(result.model, result.tokens_in, result.tokens_out, prices)
         carbon = None
         if self.policy.enable_environmental:
             carbon = carbon_grams(result.tokens, result.model)
@@ -193,3 +197,20 @@ def _breaker_registry(policy: Policy, config: CircuitBreakerConfig) -> BreakerRe
         _breakers[key] = BreakerRegistry(config)
         weakref.finalize(policy, _breakers.pop, key, None)
     return _breakers[key]
+
+
+def _audit_problems(definition: WorkflowDefinition, run_id: str) -> list[Problem]:
+    """Immutable audit needs a ledger, sealed, that verifies before anything is added."""
+    ledger = definition.ledger
+    if ledger is None:
+        return [Problem("P007", "no-ledger", "policy",
+                        "immutable_audit is on but no ledger records this workflow.",
+                        "ReplayLedger(path_or_uri).attach(workflow) before running.",
+                        field="immutable_audit")]
+    check = ledger.seal(run_id)
+    if check.valid:
+        return []
+    return [Problem("P008", "ledger-fails-verification", f"ledger {ledger.location}",
+                    f"immutable_audit refuses to run on a damaged ledger:\n{check.report()}",
+                    "restore the ledger from a verified backup or export, or record this "
+                    "workflow in a new ledger.", field="immutable_audit")]
