@@ -167,10 +167,13 @@ class Run:
             "loop_iterations": self.totals.loop_iterations, "tokens": self.totals.tokens,
             "cost_usd": round(self.totals.cost_usd, 6),
             "duration_ms": round(self.totals.duration_ms, 1)})
-        return RunResult(
+        result = RunResult(
             run_id=self.run_id, workflow=self.definition.name, task=self.task, status=status,
             output=output, nodes=self.records, totals=self.totals, events=self.bus.history,
             decisions=self.decisions, preflight=report, error=error)
+        if self.governor is not None:
+            self.governor.after_run(result)
+        return result
 
     def _final_output(self) -> Any:
         if self._topo is None:
@@ -345,7 +348,8 @@ class Run:
         request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout)
         self.emit(EventType.GATE_PAUSE, node, output=content, payload={
             "prompt": prompt, "reason": reason, "protects": list(protects),
-            "risk_tier": tier.name, "timeout_s": timeout})
+            "risk_tier": tier.name, "timeout_s": timeout,
+            "content_from": getattr(node, "content_from", None)})
         if hitl is not None and not hitl.enabled:
             decision = Decision(True, "policy", "human_in_loop is disabled in this policy",
                                 channel="policy", node_id=node.id)

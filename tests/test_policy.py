@@ -360,3 +360,45 @@ def test_without_immutable_audit_a_damaged_ledger_is_still_written_to(tmp_path):
 def test_immutable_audit_needs_a_ledger():
     result = build_capstone_pipeline().run("t", policy=Policy("standard", immutable_audit=True))
     assert result.preflight.rules == ["P007"]
+
+
+# --- cross-run learning -------------------------------------------------------------
+
+
+def revisions(result) -> int:
+    return len(of_type(result, EventType.LOOP_ITERATION))
+
+
+def test_the_second_run_learns_from_the_first_and_needs_fewer_revisions(tmp_path):
+    ledger = ReplayLedger(tmp_path / "learn.duckdb")
+    wf = ledger.attach(build_capstone_pipeline(
+        policy=Policy("standard", enable_cross_run_learning=True)))
+    first, second = wf.run("Assess solid-state batteries"), wf.run("Assess solid-state cells")
+    assert (revisions(first), revisions(second)) == (1, 0)
+    draft = next(e for e in second.events
+                 if e.type is EventType.NODE_COMPLETE and e.node_id == "writer")
+    assert "Lessons from earlier runs" in draft.output
+    from meshflow_nb.policy.learning import LearningStore, learning_location
+
+    store = LearningStore(learning_location(ledger.location))
+    assert "feedback" in set(store.to_dataframe()["kind"])
+    assert store.reset() > 0
+
+
+def test_without_learning_every_run_starts_from_scratch(tmp_path):
+    ledger = ReplayLedger(tmp_path / "forget.duckdb")
+    wf = ledger.attach(build_capstone_pipeline(policy=Policy("standard")))
+    first, second = wf.run("Assess solid-state batteries"), wf.run("Assess solid-state cells")
+    assert (revisions(first), revisions(second)) == (1, 1)
+    assert not (tmp_path / "forget.learning.duckdb").exists()
+
+
+def test_secrets_in_exported_variables_are_screened():
+    def critic(ctx):
+        return {"score": 0.9, "note": f"mail ana@example.com, key {FAKE_KEY}"}
+
+    wf = (WorkflowDefinition("vars").add_node("critic", critic, role=Role.CRITIC,
+                                               exports=["score", "note"]))
+    result = wf.run("t", policy=Policy("standard"))
+    done = next(e for e in result.events if e.type is EventType.NODE_COMPLETE)
+    assert FAKE_KEY not in done.to_json() and "ana@example.com" not in done.to_json()

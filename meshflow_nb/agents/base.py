@@ -30,6 +30,8 @@ class NodeContext:
     """1 on a node's first execution in this run, 2 on its first re-run by a loop, ..."""
     feedback: str | None = None
     """When a loop edge re-ran this node: the text of the loop edge's source (its review)."""
+    lessons: tuple[str, ...] = ()
+    """With cross-run learning on: plain-text lessons from earlier runs on similar tasks."""
 
 
 @dataclass

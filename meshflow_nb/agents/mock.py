@@ -523,12 +523,24 @@ def _draft_sections(
     return [*sections[:at], recommendation, *sections[at:]]
 
 
+LESSONS_HEADING = "Lessons from earlier runs"
+"""The section a first draft adds when it acted on lessons; the mock critic looks for it."""
+
+
+def _learned(ctx: NodeContext) -> list[_Criterion]:
+    """Rubric lines that reviewers asked about on similar tasks (``ctx.lessons``)."""
+    return _flagged(" ".join(ctx.lessons)) if not _is_revision(ctx) else []
+
+
 def _compose_draft(ctx: NodeContext, rng: random.Random, angle: str | None) -> str:
-    """A titled draft from the analyses; a revision acts on the critic's feedback."""
+    """A titled draft from the analyses; it acts on the critic's feedback and on lessons."""
     feedback = _critic_feedback(ctx)
     flagged = _flagged(feedback)
-    names = {criterion.name for criterion in flagged}
+    learned = _learned(ctx)
+    names = {criterion.name for criterion in [*flagged, *learned]}
     sections = _draft_sections(ctx, rng, names)
+    if learned:
+        sections.append((LESSONS_HEADING, _bullets([c.fix for c in learned])))
     if _is_revision(ctx):
         notes = _change_notes(ctx, feedback, flagged)
         sections.append((f"Changes in revision {ctx.iteration}", notes))
@@ -605,10 +617,16 @@ def _compose_note(ctx: NodeContext, rng: random.Random, angle: str | None) -> st
 # --- critic ------------------------------------------------------------------------
 
 
-def _default_score(iteration: int, rng: random.Random) -> float:
-    """A first draft scores 0.55-0.75; any revision 0.82-0.93."""
-    low, high = (0.55, 0.75) if iteration <= 1 else (0.82, 0.93)
+def _default_score(iteration: int, rng: random.Random, applied_lessons: bool = False) -> float:
+    """A first draft scores 0.55-0.75; one that applied lessons, or a revision, 0.82-0.93."""
+    low, high = (0.55, 0.75) if iteration <= 1 and not applied_lessons else (0.82, 0.93)
     return round(rng.uniform(low, high), 2)
+
+
+def _applied_lessons(ctx: NodeContext) -> bool:
+    """True when the draft under review has the writer's lessons section."""
+    draft = _find_draft(ctx) or ""
+    return f"## {LESSONS_HEADING}" in draft
 
 
 def _rubric_scores(score: float, rng: random.Random) -> list[tuple[_Criterion, float]]:
@@ -668,7 +686,8 @@ def _review(ctx: NodeContext, rng: random.Random, score: float, threshold: float
 
 
 def _compose_default_review(ctx: NodeContext, rng: random.Random, angle: str | None) -> _Work:
-    return _review(ctx, rng, _default_score(ctx.iteration, rng), DEFAULT_THRESHOLD)
+    score = _default_score(ctx.iteration, rng, _applied_lessons(ctx))
+    return _review(ctx, rng, score, DEFAULT_THRESHOLD)
 
 
 # --- profiles ----------------------------------------------------------------------
@@ -806,9 +825,10 @@ class MockCritic(MockAgent):
             raise ValueError(f"threshold must be 0..1, got {self.threshold!r}")
 
     def _work(self, ctx: NodeContext, rng: random.Random) -> _Work:
-        return _review(ctx, rng, self._score(ctx.iteration, rng), self.threshold)
+        score = self._score(ctx.iteration, rng, _applied_lessons(ctx))
+        return _review(ctx, rng, score, self.threshold)
 
-    def _score(self, iteration: int, rng: random.Random) -> float:
+    def _score(self, iteration: int, rng: random.Random, applied_lessons: bool = False) -> float:
         if self.scores is None:
-            return _default_score(iteration, rng)
+            return _default_score(iteration, rng, applied_lessons)
         return self.scores[min(iteration, len(self.scores)) - 1]

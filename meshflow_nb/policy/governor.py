@@ -22,9 +22,11 @@ from .carbon import carbon_grams
 from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
 from .config import Policy
 from .guardian import Guardian, Screening
+from .learning import LearningStore, learning_location
 from .rules import check_policy, ungated_nodes
 
 if TYPE_CHECKING:
+    from ..results import RunResult
     from ..runner import Run
     from ..workflow import WorkflowDefinition
 
@@ -54,6 +56,8 @@ class Governor:
         self.spent_g = 0.0
         self._last: dict[str, tuple[float, float]] = {}
         self._needs_approval: set[str] = set()
+        self.learning = LearningStore(learning_location(_ledger_location(run.definition))) \
+            if policy.enable_cross_run_learning else None
 
     # --- before anything runs ------------------------------------------------------
 
@@ -71,6 +75,9 @@ class Governor:
     async def before_node(self, node: Node, ctx: NodeContext) -> NodeContext:
         """Refuse a node the budgets cannot afford, screen its input, ask if it is risky."""
         self._refuse_unaffordable(node)
+        if self.learning is not None:
+            ctx = dataclasses.replace(ctx, lessons=tuple(self.learning.lessons_for(
+                node.id, ctx.task)))
         if self.guardian is not None:
             screened = self._screen(node, {"task": ctx.task, "inputs": dict(ctx.inputs)},
                                     "input")
@@ -100,9 +107,16 @@ class Governor:
             output = self._screen(node, result.output, "output").value
             text = output if result.text == result.output else \
                 self._screen(node, result.text, "output.text").value
-            result = dataclasses.replace(result, output=output, text=str(text))
+            variables = self._screen(node, result.variables, "variables").value
+            result = dataclasses.replace(result, output=output, text=str(text),
+                                         variables=variables)
         await self._judge_uncertainty(node, result)
         return result
+
+    def after_run(self, result: RunResult) -> None:
+        """Cross-run learning: remember what this run taught (scores, feedback, decisions)."""
+        if self.learning is not None and result.status.value != "rejected_preflight":
+            self.learning.record_run(result.events, result.workflow, result.task)
 
     def after_complete(self, node: Node, result: AgentResult) -> None:
         """Stop the run once what was actually spent passes a budget."""
@@ -214,3 +228,8 @@ def _audit_problems(definition: WorkflowDefinition, run_id: str) -> list[Problem
                     f"immutable_audit refuses to run on a damaged ledger:\n{check.report()}",
                     "restore the ledger from a verified backup or export, or record this "
                     "workflow in a new ledger.", field="immutable_audit")]
+
+
+def _ledger_location(definition: WorkflowDefinition) -> str | None:
+    """Where the workflow's ledger is, so that what is learned is kept beside it."""
+    return definition.ledger.location if definition.ledger is not None else None
