@@ -8,8 +8,9 @@ The pipeline itself is built in meshflow_nb/pipelines/capstone.py: researcher, t
 analysts in parallel, a writer with a quality loop (at most 2 revisions), a human gate,
 and the publisher (an EXTERNAL_IO action that only runs after approval).
 
-Every event goes to the audit ledger (MESHFLOW_LEDGER_DB, default production.db), and
-every mode ends by verifying its hash chain.
+The full governance stack of section 5 governs every node, every event goes to the
+audit ledger (MESHFLOW_LEDGER_DB, default production.db), and every mode ends by
+verifying its hash chain.
 """
 
 from __future__ import annotations
@@ -18,12 +19,41 @@ import argparse
 import os
 import sys
 
+from meshflow_nb import (
+    CircuitBreakerConfig,
+    HumanInLoopConfig,
+    Policy,
+    PolicyMode,
+    RiskTier,
+)
 from meshflow_nb.console import run_and_print
 from meshflow_nb.hitl import fixed_approver
 from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "production.db")
+
+# Section 5: every governance layer at once.
+POLICY = Policy(
+    mode=PolicyMode.REGULATED,
+    budget_usd=5.0,
+    enable_guardian=True,
+    enable_uncertainty=True,
+    enable_environmental=True,
+    carbon_budget_g=500.0,
+    enable_cross_run_learning=True,
+    immutable_audit=True,
+    circuit_breaker=CircuitBreakerConfig(
+        max_retries=2,
+        failure_threshold=3,
+        failure_window_s=30.0,
+        half_open_after_s=10.0,
+    ),
+    human_in_loop=HumanInLoopConfig(
+        enabled=True,
+        tier_threshold=RiskTier.EXTERNAL_IO,
+    ),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     ledger = ReplayLedger(LEDGER_DB)
-    pipeline = ledger.attach(build_capstone_pipeline())  # mock agents when MESHFLOW_MOCK=1
+    # mock agents when MESHFLOW_MOCK=1
+    pipeline = ledger.attach(build_capstone_pipeline(policy=POLICY))
+    notes = sys.stderr if args.stream else sys.stdout
+    print(POLICY.describe() + "\n", file=notes)
     # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.
     approver = fixed_approver(not args.reject, args.reviewer,
                               "rejected with --reject" if args.reject else "approved by script",
@@ -47,7 +80,6 @@ def main(argv: list[str] | None = None) -> int:
 
     # Section 7: verify the chain after every run; keep the anchor somewhere else.
     check = ledger.verify_chain(result.run_id)
-    notes = sys.stderr if args.stream else sys.stdout
     print(f"\nLedger {LEDGER_DB}, run {result.run_id}:\n{check.report()}", file=notes)
     expected = "rejected_at_gate" if args.reject else "completed"
     return 0 if result.status.value == expected and check.valid else 1
