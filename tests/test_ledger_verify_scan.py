@@ -1,0 +1,220 @@
+"""The DuckDB fast path of verify_chain names exactly what the plain SQL path names.
+
+On DuckDB, pass 1 hashes Arrow batches while the next ones are read, and checks links
+and gaps with numpy (meshflow_nb/ledger/verify.py). The SQL path (PostgreSQL's) is the
+reference: for every kind of damage, and for odd values the numpy checks hand back to
+SQL, both paths must return the same result. Also: the writer's remembered positions
+never outlive a change made behind its back.
+"""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+
+import meshflow_nb.ledger.verify as verify_module
+from meshflow_nb.ledger import ReplayLedger
+from meshflow_nb.ledger.hashing import canonical_text, entry_hash
+from meshflow_nb.ledger.schema import ENTRY_COLUMNS
+from meshflow_nb.ledger.stores import DuckDBStore
+from meshflow_nb.pipelines import build_capstone_pipeline
+
+COLUMNS = [name for name, _ in ENTRY_COLUMNS]
+
+
+@pytest.fixture(autouse=True)
+def mock_mode(monkeypatch):
+    monkeypatch.setenv("MESHFLOW_MOCK", "1")
+    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+
+
+@pytest.fixture
+def ledger(tmp_path) -> ReplayLedger:
+    """Three capstone runs (23 entries each) in a fresh DuckDB file."""
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    for i in range(3):
+        workflow.run(f"task {i}")
+    ledger.flush()
+    return ledger
+
+
+def tamper(ledger: ReplayLedger, *statements: str) -> None:
+    """Plain SQL from outside the toolkit (the store lets go of the file first)."""
+    ledger.store.close()
+    with duckdb.connect(ledger.location) as con:
+        for statement in statements:
+            con.execute(statement)
+
+
+def rehash_sql(ledger: ReplayLedger, seq: int, **changes: str) -> str:
+    """An UPDATE that sets ``changes`` on the entry at ``seq`` and gives it a valid hash."""
+    ledger.store.close()
+    with duckdb.connect(ledger.location) as con:
+        cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in COLUMNS)
+        values = con.execute(f"SELECT {cols} FROM ledger_entries WHERE seq = ?", [seq]).fetchone()
+    row = {**dict(zip(COLUMNS, values, strict=True)), **changes}
+    sets = ", ".join(f"{c} = '{v}'" for c, v in {**changes, "hash": entry_hash(
+        canonical_text(row))}.items())
+    return f"UPDATE ledger_entries SET {sets} WHERE seq = {seq}"
+
+
+def both_paths(ledger: ReplayLedger, monkeypatch, run_id: str | None = None):
+    """verify_chain through the fast path, then through the SQL path, as comparable tuples."""
+    fast = ledger.verify_chain(run_id)
+    with monkeypatch.context() as patch:
+        patch.setattr(verify_module, "DuckDBStore", type("NotDuckDB", (), {}))
+        slow = ledger.verify_chain(run_id)
+    return summary(fast), summary(slow)
+
+
+def summary(result) -> tuple:
+    return (result.valid, result.entries_checked, result.runs_checked,
+            [(p.seq, p.run_id, p.kind, p.message) for p in result.problems],
+            result.incomplete_runs)
+
+
+DAMAGE = {
+    "clean": [],
+    "edited_output": ["""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2"""],
+    "deleted_row": ["DELETE FROM ledger_entries WHERE seq = 10"],
+    "deleted_run": ["DELETE FROM ledger_entries WHERE seq BETWEEN 24 AND 46"],
+    "cut_tail": ["DELETE FROM ledger_entries WHERE seq >= 66"],
+    "cut_tail_and_record": ["DELETE FROM ledger_entries WHERE seq >= 66",
+                            "UPDATE ledger_runs SET entry_count = 19 WHERE entry_count = 23 "
+                            "AND run_id = (SELECT run_id FROM ledger_entries WHERE seq = 65)"],
+    "swapped_seqs": ["UPDATE ledger_entries SET seq = -5 WHERE seq = 5",
+                     "UPDATE ledger_entries SET seq = 5 WHERE seq = 6",
+                     "UPDATE ledger_entries SET seq = 6 WHERE seq = -5"],
+    "moved_position": ["UPDATE ledger_entries SET run_seq = 40 WHERE seq = 4"],
+    "record_count": ["UPDATE ledger_runs SET entry_count = 30 WHERE entry_count = 23 "
+                     "AND run_id = (SELECT run_id FROM ledger_entries WHERE seq = 1)"],
+    "record_head": ["UPDATE ledger_runs SET head_hash = repeat('a', 64) "
+                    "WHERE run_id = (SELECT run_id FROM ledger_entries WHERE seq = 1)"],
+    "non_hex_hash": ["UPDATE ledger_entries SET hash = repeat('z', 64) WHERE seq = 30"],
+    "short_hash": ["UPDATE ledger_entries SET hash = 'abc' WHERE seq = 30"],
+    "upper_prev_hash": ["UPDATE ledger_entries SET prev_hash = upper(prev_hash) WHERE seq = 31"],
+    "gap_between_runs": ["UPDATE ledger_entries SET seq = seq + 5 WHERE seq > 46"],
+    "status_ended": ["UPDATE ledger_runs SET status = 'failed' WHERE run_id = "
+                     "(SELECT run_id FROM ledger_entries WHERE seq = 1)"],
+    "record_removed": ["DELETE FROM ledger_runs WHERE run_id = "
+                       "(SELECT run_id FROM ledger_entries WHERE seq = 1)"],
+    "extra_record": ["INSERT INTO ledger_runs (run_id, status, entry_count) "
+                     "VALUES ('ghost', 'completed', 23)"],
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE, ids=list(DAMAGE))
+def test_fast_and_sql_paths_agree(ledger, monkeypatch, damage):
+    tamper(ledger, *DAMAGE[damage])
+    fast, slow = both_paths(ledger, monkeypatch)
+    assert fast == slow
+    assert fast[0] == (damage in UNSEEN)
+
+
+UNSEEN = {"clean", "status_ended", "record_removed"}
+"""Valid for both paths: no change to entries, and nothing the record check compares."""
+
+
+@pytest.mark.parametrize("changes", [
+    {"output": json.dumps("a better analysis")},
+    {"prev_hash": "F" * 64},
+    {"prev_hash": "abc"},
+], ids=["rehashed_output", "rehashed_upper_prev", "rehashed_short_prev"])
+def test_rehashed_entries_agree(ledger, monkeypatch, changes):
+    tamper(ledger, rehash_sql(ledger, 12, **changes))
+    fast, slow = both_paths(ledger, monkeypatch)
+    assert fast == slow and not fast[0]
+
+
+def last_entry(ledger: ReplayLedger) -> dict:
+    ledger.store.close()
+    with duckdb.connect(ledger.location) as con:
+        cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in COLUMNS)
+        values = con.execute(f"SELECT {cols} FROM ledger_entries ORDER BY seq DESC LIMIT 1"
+                             ).fetchone()
+    return dict(zip(COLUMNS, values, strict=True))
+
+
+def insert_sql(row: dict) -> str:
+    values = ", ".join("NULL" if row[c] is None else f"'{row[c]}'" for c in COLUMNS)
+    return f"INSERT INTO ledger_entries ({', '.join(COLUMNS)}) VALUES ({values})"
+
+
+@pytest.mark.parametrize("fix_record", [False, True], ids=["record-left", "record-fixed"])
+def test_a_forged_entry_after_the_end_agrees(ledger, monkeypatch, fix_record):
+    end = last_entry(ledger)
+    forged = {**end, "seq": int(end["seq"]) + 1, "run_seq": int(end["run_seq"]) + 1,
+              "event_type": "gate_resume", "output": None, "prev_hash": end["hash"]}
+    forged["hash"] = entry_hash(canonical_text(forged))
+    statements = [insert_sql(forged)]
+    if fix_record:
+        statements.append(f"UPDATE ledger_runs SET entry_count = {forged['run_seq']}, "
+                          f"head_hash = '{forged['hash']}' WHERE run_id = '{end['run_id']}'")
+    tamper(ledger, *statements)
+    fast, slow = both_paths(ledger, monkeypatch)
+    assert fast == slow and [p[2] for p in fast[3]] == ["inserted"]
+
+
+def test_a_dropped_end_with_its_record_fixed_agrees(ledger, monkeypatch):
+    end = last_entry(ledger)
+    tamper(ledger, f"DELETE FROM ledger_entries WHERE seq = {end['seq']}")
+    before = last_entry(ledger)
+    tamper(ledger, f"UPDATE ledger_runs SET entry_count = {before['run_seq']}, "
+                   f"head_hash = '{before['hash']}' WHERE run_id = '{end['run_id']}'")
+    fast, slow = both_paths(ledger, monkeypatch)
+    assert fast == slow and [p[2] for p in fast[3]] == ["truncated"]
+
+
+def test_one_run_and_an_empty_ledger_agree(ledger, monkeypatch, tmp_path):
+    run = ledger.runs().run_id.iloc[1]
+    tamper(ledger, "DELETE FROM ledger_entries WHERE seq = 30")
+    assert both_paths(ledger, monkeypatch, run)[0] == both_paths(ledger, monkeypatch, run)[1]
+    empty = ReplayLedger(tmp_path / "empty.duckdb")
+    fast, slow = both_paths(empty, monkeypatch)
+    assert fast == slow == (True, 0, 0, [], [])
+
+
+def test_runs_after_sql_changes_still_chain(ledger):
+    """The store forgets its remembered positions after SQL that is not a query."""
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.9]))
+    ledger.sql("DELETE FROM ledger_entries WHERE seq > 46")
+    ledger.sql("DELETE FROM ledger_runs WHERE run_id NOT IN "
+               "(SELECT DISTINCT run_id FROM ledger_entries)")
+    workflow.run("after the delete")
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    assert ledger.sql("SELECT max(seq) AS m FROM ledger_entries").m[0] == check.entries_checked
+
+
+def test_runs_after_an_outside_change_still_chain(ledger):
+    """A change made while the file was closed is read back when it is opened again."""
+    tamper(ledger, "DELETE FROM ledger_entries WHERE seq > 46",
+           "DELETE FROM ledger_runs WHERE run_id NOT IN "
+           "(SELECT DISTINCT run_id FROM ledger_entries)")
+    ledger.attach(build_capstone_pipeline(quality_scores=[0.9])).run("after")
+    check = ledger.verify_chain()
+    assert check.valid and check.entries_checked == 46 + 18, check.report()
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "duckdb-read-every-batch", "postgres"])
+def test_batches_holding_several_runs_chain_and_record(request, tmp_path, monkeypatch,
+                                                        backend):
+    """Concurrent runs share batches: one statement updates several run records, and
+    (without remembered heads, or on PostgreSQL) one query reads several heads."""
+    if backend == "postgres":
+        location = request.getfixturevalue("postgres_db")
+    else:
+        location = str(tmp_path / "shared.duckdb")
+    if backend == "duckdb-read-every-batch":
+        monkeypatch.setattr(DuckDBStore, "_remember", lambda self, chained, heads: None)
+    ledger = ReplayLedger(location)
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    results = [h.result(timeout=60) for h in [workflow.start(f"t{i}") for i in range(8)]]
+    check = ledger.verify_chain()
+    assert check.valid and check.runs_checked == 8, check.report()
+    runs = ledger.runs()
+    assert set(runs.status) == {"completed"} and set(runs.entry_count) == {23}
+    assert all(ledger.events(r.run_id) == r.events for r in results)
