@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .approvals import (
+    ApprovalError,
+    approvals_dir,
+    pending_requests,
+    submit_decision,
+    waiting_process_alive,
+)
 from .console import run_and_print
 from .hitl import fixed_approver
 from .ledger import Anchor, LedgerError, ReplayLedger, default_location, save_anchors
@@ -52,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reviewer", default="cli-reviewer", help="name recorded with decisions")
     run.set_defaults(handler=_run)
     _add_ledger_commands(commands)
+    _add_approval_commands(commands)
     return parser
 
 
@@ -77,6 +85,76 @@ def _add_ledger_commands(commands: argparse._SubParsersAction) -> None:
                             (export, _ledger_export), (anchor, _ledger_anchor)):
         action.add_argument("--db", help=db_help)
         action.set_defaults(handler=handler)
+
+
+def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
+    dir_help = ("approvals directory (default: $MESHFLOW_APPROVALS_DIR, else .meshflow/"
+                "approvals beside $MESHFLOW_LEDGER_DB or in the working directory)")
+    approve = commands.add_parser(
+        "approve", help="decide for a run waiting at a human gate",
+        description="Record a decision for a run that waits for approval in another process "
+                    "(MESHFLOW_HITL=store, or a policy approval_webhook). Approves unless "
+                    "--reject is given.")
+    approve.add_argument("run_id", metavar="RUN_ID")
+    approve.add_argument("--reviewer", required=True, metavar="NAME",
+                         help="who decides (recorded with the decision)")
+    approve.add_argument("--reject", action="store_true", help="reject instead of approving")
+    approve.add_argument("--reason", default="", metavar="TEXT", help="why (recorded)")
+    approve.add_argument("--node", metavar="NODE",
+                         help="the gate, when the run waits at more than one")
+    pending = commands.add_parser("pending", help="list runs waiting for approval",
+                                  description="List the gates waiting for a decision.")
+    pending.add_argument("--json", action="store_true", help="print the requests as JSON")
+    for command, handler in ((approve, _approve), (pending, _pending)):
+        command.add_argument("--dir", metavar="DIR", help=dir_help)
+        command.set_defaults(handler=handler)
+
+
+def _approve(args: argparse.Namespace) -> int:
+    if not args.reviewer.strip():
+        raise CliError("--reviewer needs a name: it is recorded with the decision")
+    try:
+        decision = submit_decision(args.run_id, not args.reject, args.reviewer, args.reason,
+                                   node_id=args.node, channel="cli", dir=args.dir)
+    except ApprovalError as err:
+        raise CliError(str(err)) from None
+    except OSError as err:
+        raise CliError(f"cannot write the decision: {err}") from None
+    print(f"recorded for run {args.run_id} at {decision.node_id}: {decision.describe()}")
+    if _waiting_gone(args.run_id, decision.node_id, args.dir):
+        print("meshflow-nb: warning: the process waiting for this decision is gone; "
+              "nothing will read it", file=sys.stderr)
+    return 0
+
+
+def _waiting_gone(run_id: str, node_id: str, directory: str | None) -> bool:
+    return any(r.get("run_id") == run_id and r.get("node_id") == node_id
+               and waiting_process_alive(r) is False for r in pending_requests(directory))
+
+
+def _pending(args: argparse.Namespace) -> int:
+    requests = pending_requests(args.dir)
+    if args.json:
+        print(json.dumps(requests, indent=2, ensure_ascii=False))
+    elif not requests:
+        print(f"no run is waiting for approval (in {approvals_dir(args.dir)})")
+    else:
+        for request in requests:
+            print(_pending_line(request))
+        print("decide with: meshflow-nb approve RUN_ID --reviewer NAME "
+              "[--reject --reason TEXT]")
+    return 0
+
+
+def _pending_line(request: dict[str, Any]) -> str:
+    timeout = request.get("timeout_s")
+    parts = [str(request.get("run_id")), str(request.get("node_id")),
+             str(request.get("risk_tier")), f"since {request.get('requested_at')}",
+             f"timeout {timeout:g} s" if isinstance(timeout, (int, float)) else "no timeout",
+             repr(request.get("prompt", ""))]
+    if waiting_process_alive(request) is False:
+        parts.append(f"(its process {request.get('pid')} is gone: nothing will read a decision)")
+    return "  ".join(parts)
 
 
 def _open_ledger(location: str | None) -> ReplayLedger:

@@ -27,7 +27,7 @@ from .agents.base import AgentResult, NodeContext, normalize_result
 from .conditions import ConditionEvalError, parse_condition
 from .events import EventBus, EventType, MeshEvent, utc_now
 from .graph import Edge, HumanGate, Node, Topology
-from .hitl import ApprovalConfigError, Approver, Decision, GateRequest, headless_approver
+from .hitl import ApprovalConfigError, Approver, Decision, GateRequest, resolve_approver
 from .policy.config import Policy
 from .policy.governor import Governor, PolicyStop
 from .preflight import PreflightReport, Problem, check_structure
@@ -129,12 +129,11 @@ class Run:
         may_ask = self.governor is not None or any(n.is_gate for n in self.nodes.values())
         if may_ask and self._approver is None:
             try:
-                self._approver = headless_approver()
+                self._approver = resolve_approver(self.policy, self._approver)
             except ApprovalConfigError as err:
                 report.problems.append(Problem(
                     "S019", "invalid-approval-setting", "environment", str(err),
-                    "unset MESHFLOW_HITL or set it to approve/reject, or pass approver=...",
-                    field="MESHFLOW_HITL"))
+                    err.fix, field=err.field))
         return report
 
     def cancel(self) -> None:

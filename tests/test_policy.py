@@ -402,3 +402,9 @@ def test_secrets_in_exported_variables_are_screened():
     result = wf.run("t", policy=Policy("standard"))
     done = next(e for e in result.events if e.type is EventType.NODE_COMPLETE)
     assert FAKE_KEY not in done.to_json() and "ana@example.com" not in done.to_json()
+
+
+def test_a_webhook_token_does_not_reach_the_recorded_policy():
+    hooked = Policy("standard", human_in_loop=HumanInLoopConfig(
+        approval_webhook="https://hooks.example.com/services/T000/B000/s3cr3tt0ken"))
+    assert hooked.to_dict()["human_in_loop"]["approval_webhook"] == "https://hooks.example.com"

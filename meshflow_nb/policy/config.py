@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..agents.pricing import ModelPrice
 from ..roles import RiskTier
@@ -113,6 +114,7 @@ class Policy:
             data[name] = value.__dict__ if hasattr(value, "__dict__") else value
         hitl = dict(data["human_in_loop"])
         hitl["tier_threshold"] = self.human_in_loop.tier_threshold.name
+        hitl["approval_webhook"] = _origin(hitl["approval_webhook"])
         data["human_in_loop"] = hitl
         data["guardian_action"] = self.guardian_action.value
         data["prices"] = sorted(self.prices) if self.prices else None
@@ -179,3 +181,11 @@ def _unknown_message(unknown: list[str]) -> str:
         parts.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
     return (f"Policy() got unknown argument{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(parts)}; the fields are: {', '.join(FIELDS)}")
+
+
+def _origin(url: str | None) -> str | None:
+    """Scheme and host only: webhook URLs often carry a token in their path or query."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")

@@ -1,0 +1,421 @@
+"""Approvals that cross process boundaries: a decision store and a signed webhook notice.
+
+The **decision store** is a directory. A waiting run writes one JSON file per pending
+gate (``<run_id>.<node_id>.request.json``); whoever decides (``meshflow-nb approve``, a
+webhook receiver, a script calling `submit_decision`) writes the matching
+``.decision.json``; the run polls for it, records the decision and removes both files.
+Every file is written whole to a temporary name and then renamed, so a reader never
+sees half a file.
+
+The **webhook** tells a person (or a chat bot) that a run is waiting: a JSON notice
+signed with HMAC-SHA256, ``X-Meshflow-Signature: sha256=<hex>``. The decision still
+comes back through the store. docs/approvals.md describes both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .events import utc_now
+from .hitl import ApprovalConfigError, Decision, GateRequest
+
+log = logging.getLogger("meshflow_nb.approvals")
+
+REQUEST_SUFFIX = ".request.json"
+DECISION_SUFFIX = ".decision.json"
+PREVIEW_CHARS = 2000
+SIGNATURE_HEADER = "X-Meshflow-Signature"
+DEFAULT_SECRET_ENV = "MESHFLOW_WEBHOOK_SECRET"
+DECIDE_HINT = "meshflow-nb approve {run_id} --reviewer NAME [--reject --reason TEXT]"
+
+PathLike = str | os.PathLike
+
+
+class ApprovalError(Exception):
+    """A decision cannot be recorded: nothing waits there, or the target is ambiguous."""
+
+
+# --- where the store lives -------------------------------------------------------------
+
+
+def approvals_dir(dir: PathLike | None = None,
+                  environ: Mapping[str, str] | None = None) -> Path:
+    """The store directory: ``dir``, else ``MESHFLOW_APPROVALS_DIR``, else
+    ``.meshflow/approvals/`` beside the ledger file (``MESHFLOW_LEDGER_DB``) or in the
+    working directory. Not created until something is written."""
+    env = os.environ if environ is None else environ
+    chosen = dir or env.get("MESHFLOW_APPROVALS_DIR")
+    if chosen:
+        return Path(chosen).expanduser().absolute()
+    ledger = env.get("MESHFLOW_LEDGER_DB", "")
+    base = Path(ledger).expanduser().absolute().parent if ledger and "://" not in ledger \
+        else Path.cwd()
+    return base / ".meshflow" / "approvals"
+
+
+@dataclass(frozen=True)
+class _Files:
+    request: Path
+    decision: Path
+
+
+def _files(store: Path, run_id: str, node_id: str) -> _Files:
+    """File names for one gate; ids are escaped so that any id gives one safe name."""
+    stem = f"{_escape(run_id)}.{_escape(node_id)}"
+    return _Files(store / f"{stem}{REQUEST_SUFFIX}", store / f"{stem}{DECISION_SUFFIX}")
+
+
+def _escape(part: str) -> str:
+    return urllib.parse.quote(str(part), safe="").replace(".", "%2E")
+
+
+# --- reading and writing whole files ---------------------------------------------------
+
+
+def _write_json(path: Path, data: Mapping[str, Any], *, exclusive: bool = False) -> None:
+    """Write to a temporary file, then rename it into place (``exclusive``: only if absent)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(data, out, indent=2, ensure_ascii=False)
+            out.write("\n")
+            out.flush()
+            os.fsync(out.fileno())
+        if exclusive:
+            _publish_once(temporary, path)
+        else:
+            os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+
+
+def _publish_once(temporary: str, path: Path) -> None:
+    """Rename into place unless the file exists, so two reviewers cannot both "win"."""
+    try:
+        os.link(temporary, path)  # atomic and fails if the name is taken
+    except FileExistsError:
+        raise
+    except OSError:  # a file system without hard links: check, then rename
+        if path.exists():
+            raise FileExistsError(path) from None
+        os.replace(temporary, path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    """The file's object, None if it does not exist; ValueError if it is not one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}); remove it") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a JSON object; remove it")
+    return data
+
+
+def _remove(*paths: Path) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def content_preview(content: Any, limit: int = PREVIEW_CHARS) -> tuple[str, bool]:
+    """Text shown to a reviewer outside the notebook, and whether it was cut."""
+    if isinstance(content, str):
+        text = content
+    else:
+        try:
+            text = json.dumps(content, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            text = repr(content)
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
+def request_record(request: GateRequest) -> dict[str, Any]:
+    """The JSON written for a pending gate (and the basis of the webhook notice)."""
+    preview, truncated = content_preview(request.content)
+    return {
+        "run_id": request.run_id, "node_id": request.node_id, "prompt": request.prompt,
+        "risk_tier": getattr(request.risk_tier, "name", str(request.risk_tier)),
+        "protects": list(request.protects), "content_preview": preview,
+        "content_truncated": truncated, "requested_at": utc_now(),
+        "timeout_s": request.timeout_s, "decide": DECIDE_HINT.format(run_id=request.run_id),
+        "pid": os.getpid(), "host": socket.gethostname(),
+    }
+
+
+def pending_requests(dir: PathLike | None = None) -> list[dict[str, Any]]:
+    """Every gate waiting in the store, oldest first (unreadable files are skipped)."""
+    store = approvals_dir(dir)
+    if not store.is_dir():
+        return []
+    found = []
+    for path in store.glob(f"*{REQUEST_SUFFIX}"):
+        try:
+            record = _read_json(path)
+        except (ValueError, OSError) as err:  # broken, or another user's private file
+            log.warning("skipping a pending request: %s", err)
+            continue
+        if record is not None:
+            found.append(record)
+    return sorted(found, key=lambda r: (str(r.get("requested_at", "")), str(r.get("run_id"))))
+
+
+def waiting_process_alive(record: Mapping[str, Any]) -> bool | None:
+    """Whether the process that waits for this request still exists (None: cannot tell).
+
+    Only answerable on the same host, and not on Windows (signal 0 means something else).
+    """
+    pid = record.get("pid")
+    if os.name == "nt" or not isinstance(pid, int) or record.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but belongs to someone else, or cannot be asked
+        return True
+    return True
+
+
+# --- decisions --------------------------------------------------------------------------
+
+
+def submit_decision(run_id: str, approved: bool, reviewer: str, reason: str = "",
+                    node_id: str | None = None, channel: str = "cli",
+                    dir: PathLike | None = None) -> Decision:
+    """Record a decision for a waiting run; the run picks it up at its next poll.
+
+    Raises `ApprovalError` when nothing waits for ``run_id`` (naming what does), when the
+    run waits at several gates and ``node_id`` is not given, or when someone has already
+    decided; ValueError for a blank reviewer.
+    """
+    if not str(reviewer).strip():
+        raise ValueError("a decision needs a reviewer name")
+    store = approvals_dir(dir)
+    target = _pending_target(store, run_id, node_id)
+    decision = Decision(bool(approved), str(reviewer).strip(), reason, channel=channel,
+                        node_id=target)
+    record = {"run_id": run_id, "node_id": target, **decision.to_dict()}
+    try:
+        _write_json(_files(store, run_id, target).decision, record, exclusive=True)
+    except FileExistsError:
+        raise ApprovalError(f"run {run_id} at {target} has already been decided; the run "
+                            "will pick that decision up") from None
+    return decision
+
+
+def _pending_target(store: Path, run_id: str, node_id: str | None) -> str:
+    """The node of ``run_id`` that the decision is for."""
+    pending = pending_requests(store)
+    waiting = [r["node_id"] for r in pending if r.get("run_id") == run_id]
+    if not waiting:
+        listed = ", ".join(f"{r.get('run_id')} ({r.get('node_id')})" for r in pending)
+        raise ApprovalError(f"no run {run_id} is waiting for approval; pending: "
+                            f"{listed or 'none'} (in {store})")
+    if node_id is not None:
+        if node_id not in waiting:
+            raise ApprovalError(f"run {run_id} is not waiting at {node_id!r}; it waits at: "
+                                f"{', '.join(waiting)}")
+        return node_id
+    if len(waiting) > 1:
+        raise ApprovalError(f"run {run_id} waits at {len(waiting)} gates ({', '.join(waiting)});"
+                            " say which with --node (node_id=...)")
+    return waiting[0]
+
+
+def _decision_from(record: Mapping[str, Any], node_id: str, path: Path) -> Decision:
+    """A decision file as a `Decision`; ValueError naming the file if it is malformed."""
+    approved, reviewer = record.get("approved"), record.get("reviewer")
+    if not isinstance(approved, bool) or not isinstance(reviewer, str) or not reviewer.strip():
+        raise ValueError(f"{path} needs \"approved\": true/false and a non-empty \"reviewer\"")
+    return Decision(approved, reviewer, str(record.get("reason") or ""),
+                    channel=str(record.get("channel") or "store"), node_id=node_id,
+                    decided_at=str(record.get("decided_at") or utc_now()))
+
+
+# --- approvers that wait on the store -------------------------------------------------
+
+
+class StoreApprover:
+    """Approver that writes a request file, then waits for a decision file.
+
+    The gate's timeout (applied by the runner) ends the wait; the request is removed
+    whatever happens, so `pending_requests` only ever lists gates that still wait.
+    """
+
+    def __init__(self, dir: PathLike | None = None, poll_s: float = 0.2, *,
+                 environ: Mapping[str, str] | None = None) -> None:
+        if not poll_s > 0:
+            raise ValueError(f"poll_s must be a positive number of seconds, got {poll_s!r}")
+        self.dir = approvals_dir(dir, environ)
+        self.poll_s = poll_s
+
+    async def __call__(self, request: GateRequest) -> Decision:
+        files = _files(self.dir, request.run_id, request.node_id)
+        record = request_record(request)
+        _remove(files.decision)  # never reuse an old decision (a gate inside a loop)
+        _write_json(files.request, record)
+        try:
+            await self._announce(record)
+            return await self._wait(files.decision, request.node_id)
+        finally:
+            _remove(files.request, files.decision)
+
+    async def _announce(self, record: Mapping[str, Any]) -> None:
+        """Tell someone the gate waits (the webhook approver posts a notice)."""
+
+    async def _wait(self, path: Path, node_id: str) -> Decision:
+        while True:
+            record = _read_json(path)
+            if record is not None:
+                return _decision_from(record, node_id, path)
+            await asyncio.sleep(self.poll_s)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.dir)!r})"
+
+
+# --- the webhook notice ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How posting one notice went (the URL is shown as scheme://host only)."""
+
+    ok: bool
+    target: str
+    status: int | None = None
+    error: str = ""
+
+    def describe(self) -> str:
+        if self.ok:
+            return f"webhook notice delivered to {self.target} (HTTP {self.status})"
+        return f"webhook notice to {self.target} failed: {self.error}"
+
+
+def build_notice(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON a webhook receives: what waits, and how to decide."""
+    fields = ("run_id", "node_id", "prompt", "risk_tier", "protects", "content_preview",
+              "content_truncated", "requested_at", "timeout_s", "decide")
+    return {"type": "gate_pause", **{name: record.get(name) for name in fields}}
+
+
+def encode_notice(notice: Mapping[str, Any]) -> bytes:
+    """The exact bytes that are signed and sent."""
+    return json.dumps(notice, sort_keys=True, separators=(",", ":"),
+                      ensure_ascii=False).encode("utf-8")
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The signature header value: ``sha256=<hex HMAC-SHA256 of body>``."""
+    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+
+
+def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
+    """For receivers: does ``header`` sign exactly ``body`` with ``secret``? (constant time)"""
+    if not secret or not header:
+        return False
+    expected = sign(body, secret).encode("ascii")
+    return hmac.compare_digest(expected, header.strip().encode("utf-8", "replace"))
+
+
+def post_notice(url: str, notice: Mapping[str, Any], secret: str,
+                timeout_s: float = 5.0) -> Delivery:
+    """POST a signed notice; never raises, the result says what happened."""
+    target = _shown(url)
+    body = encode_notice(notice)
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", "User-Agent": "meshflow-nb",
+        SIGNATURE_HEADER: sign(body, secret)})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return Delivery(True, target, response.status)
+    except urllib.error.HTTPError as err:
+        err.close()
+        return Delivery(False, target, err.code, f"HTTP {err.code} {err.reason}")
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", err)
+        message = f"{type(err).__name__}: {reason}".replace(secret, "***") if secret \
+            else f"{type(err).__name__}: {reason}"
+        return Delivery(False, target, None, message)
+
+
+def _shown(url: str) -> str:
+    """scheme://host of a URL: paths and queries may carry tokens, so they are not shown."""
+    parts = urllib.parse.urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
+
+
+def _check_webhook(url: str, secret_env: str, env: Mapping[str, str]) -> None:
+    """Configuration errors, found before the run starts (pre-flight S019)."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https"):
+        raise ApprovalConfigError(
+            f"human_in_loop.approval_webhook must be an http:// or https:// URL, not a "
+            f"{scheme or 'scheme-less'} one",
+            fix="give the receiver's full URL, e.g. https://hooks.example.org/meshflow",
+            field="human_in_loop.approval_webhook")
+    if not env.get(secret_env):
+        raise ApprovalConfigError(
+            f"the approval webhook signs its notices, but the environment variable "
+            f"{secret_env} (human_in_loop.webhook_secret_env) is not set",
+            fix=f"export {secret_env}=<a long random string the receiver also knows>, "
+                "or remove approval_webhook from the policy",
+            field=secret_env)
+
+
+class WebhookApprover(StoreApprover):
+    """Approver that posts a signed notice, then waits on the store like `StoreApprover`.
+
+    A failed POST is logged (``meshflow_nb.approvals``) and kept in ``deliveries``; the run
+    goes on waiting, since a decision can still arrive through ``meshflow-nb approve``.
+    """
+
+    def __init__(self, url: str, secret_env: str = DEFAULT_SECRET_ENV,
+                 store_dir: PathLike | None = None, poll_s: float = 0.2, *,
+                 timeout_s: float = 5.0, environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        _check_webhook(url, secret_env, env)
+        super().__init__(store_dir, poll_s, environ=env)
+        self.url, self.secret_env, self.timeout_s = url, secret_env, timeout_s
+        self._env = env
+        self.deliveries: list[Delivery] = []
+
+    async def _announce(self, record: Mapping[str, Any]) -> None:
+        secret = self._env.get(self.secret_env, "")  # read per notice, never kept
+        if not secret:
+            delivery = Delivery(False, _shown(self.url), None, f"{self.secret_env} is not set")
+        else:
+            delivery = await asyncio.to_thread(post_notice, self.url, build_notice(record),
+                                               secret, self.timeout_s)
+        self.deliveries.append(delivery)
+        if not delivery.ok:
+            log.warning("%s; run %s still waits for 'meshflow-nb approve'", delivery.describe(),
+                        record.get("run_id"))
+
+    def __repr__(self) -> str:
+        return f"WebhookApprover({_shown(self.url)!r}, store={str(self.dir)!r})"
