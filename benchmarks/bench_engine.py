@@ -26,6 +26,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
+from timing import stats, target
 
 from meshflow_nb import WorkflowDefinition
 from meshflow_nb.hitl import GateRequest, fixed_approver
@@ -291,22 +292,6 @@ def interleave(variants: dict[str, tuple[Timer, Callable[[], None]]], runs: int,
             if round_ >= warmup:
                 samples[name].append(elapsed)
     return samples
-
-
-def stats(samples_ns: list[int]) -> dict[str, float | int]:
-    """Median, p90 (nearest rank) and min in milliseconds."""
-    ordered = sorted(samples_ns)
-    p90 = ordered[max(0, -(-len(ordered) * 9 // 10) - 1)]
-    middle = len(ordered) // 2
-    median = (ordered[middle] if len(ordered) % 2
-              else (ordered[middle - 1] + ordered[middle]) / 2)
-    return {"median_ms": round(median / 1e6, 4), "p90_ms": round(p90 / 1e6, 4),
-            "min_ms": round(ordered[0] / 1e6, 4), "runs": len(ordered)}
-
-
-def target(what: str, value: float, limit: float) -> dict[str, Any]:
-    """A figure that should stay at or below ``limit``, with its verdict."""
-    return {"what": what, "value": value, "limit": limit, "met": value <= limit}
 
 
 def summarize(samples: dict[str, list[int]]) -> dict[str, dict[str, float | int]]:
