@@ -56,7 +56,7 @@ def test_stream_yields_events_while_the_run_is_still_going():
     started = threading.Event()
 
     def slow(ctx):
-        started.wait(timeout=5)  # only released once the consumer saw node_start
+        started.wait(timeout=60)  # released as soon as the consumer sees node_start
         return "done" if started.is_set() else "stream was buffered"
 
     wf = WorkflowDefinition("live").add_node("a", slow)
