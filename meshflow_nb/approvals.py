@@ -163,7 +163,7 @@ def request_record(request: GateRequest) -> dict[str, Any]:
         "protects": list(request.protects), "content_preview": preview,
         "content_truncated": truncated, "requested_at": utc_now(),
         "timeout_s": request.timeout_s, "decide": DECIDE_HINT.format(run_id=request.run_id),
-        "pid": os.getpid(), "host": socket.gethostname(),
+        "pid": os.getpid(), "host": socket.gethostname(), "state": request.checkpoint,
     }
 
 
@@ -419,3 +419,24 @@ class WebhookApprover(StoreApprover):
 
     def __repr__(self) -> str:
         return f"WebhookApprover({_shown(self.url)!r}, store={str(self.dir)!r})"
+
+
+# --- for resuming a paused run in another process (resume.py) --------------------------
+
+
+def find_request(run_id: str, dir: PathLike | None = None) -> dict[str, Any] | None:
+    """The pending request of ``run_id`` (with its saved state), or None."""
+    return next((r for r in pending_requests(dir) if r.get("run_id") == run_id), None)
+
+
+def recorded_decision(record: Mapping[str, Any], dir: PathLike | None = None) -> Decision | None:
+    """The decision submitted for a pending request, if any."""
+    path = _files(approvals_dir(dir), record["run_id"], record["node_id"]).decision
+    data = _read_json(path)
+    return None if data is None else _decision_from(data, record["node_id"], path)
+
+
+def clear_request(record: Mapping[str, Any], dir: PathLike | None = None) -> None:
+    """Forget a request and its decision once the run has gone on."""
+    files = _files(approvals_dir(dir), record["run_id"], record["node_id"])
+    _remove(files.request, files.decision)

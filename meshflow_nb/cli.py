@@ -105,7 +105,12 @@ def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
     pending = commands.add_parser("pending", help="list runs waiting for approval",
                                   description="List the gates waiting for a decision.")
     pending.add_argument("--json", action="store_true", help="print the requests as JSON")
-    for command, handler in ((approve, _approve), (pending, _pending)):
+    resume = commands.add_parser(
+        "resume", help="continue a paused run whose waiting process is gone",
+        description="After 'approve', continue a run from its gate in this process: the "
+                    "workflow is rebuilt from its builder and the run appends to its ledger.")
+    resume.add_argument("run_id", metavar="RUN_ID")
+    for command, handler in ((approve, _approve), (pending, _pending), (resume, _resume)):
         command.add_argument("--dir", metavar="DIR", help=dir_help)
         command.set_defaults(handler=handler)
 
@@ -122,9 +127,20 @@ def _approve(args: argparse.Namespace) -> int:
         raise CliError(f"cannot write the decision: {err}") from None
     print(f"recorded for run {args.run_id} at {decision.node_id}: {decision.describe()}")
     if _waiting_gone(args.run_id, decision.node_id, args.dir):
-        print("meshflow-nb: warning: the process waiting for this decision is gone; "
-              "nothing will read it", file=sys.stderr)
+        print(f"the process that was waiting is gone; continue the run with: "
+              f"meshflow-nb resume {args.run_id}", file=sys.stderr)
     return 0
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from .resume import resume_run
+
+    try:
+        result = resume_run(args.run_id, args.dir)
+    except ApprovalError as err:
+        raise CliError(str(err)) from None
+    print(result.summary())
+    return 0 if result.ok else 1
 
 
 def _waiting_gone(run_id: str, node_id: str, directory: str | None) -> bool:
@@ -135,7 +151,8 @@ def _waiting_gone(run_id: str, node_id: str, directory: str | None) -> bool:
 def _pending(args: argparse.Namespace) -> int:
     requests = pending_requests(args.dir)
     if args.json:
-        print(json.dumps(requests, indent=2, ensure_ascii=False))
+        shown = [{k: v for k, v in r.items() if k != "state"} for r in requests]
+        print(json.dumps(shown, indent=2, ensure_ascii=False))
     elif not requests:
         print(f"no run is waiting for approval (in {approvals_dir(args.dir)})")
     else:

@@ -51,6 +51,8 @@ class GateRequest:
     risk_tier: RiskTier
     """Highest risk tier among the protected nodes."""
     timeout_s: float | None = None
+    checkpoint: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    """The run's state at this gate, so that it can be resumed in another process."""
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ Dataflow rules (docs/concepts.md explains them for learners):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -344,11 +346,12 @@ class Run:
         hitl = self.policy.human_in_loop if self.policy else None
         timeout = getattr(node, "timeout_s", None) if node.is_gate else None
         timeout = timeout or (hitl.timeout_s if hitl else None)
-        request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout)
         self.emit(EventType.GATE_PAUSE, node, output=content, payload={
             "prompt": prompt, "reason": reason, "protects": list(protects),
             "risk_tier": tier.name, "timeout_s": timeout,
             "content_from": getattr(node, "content_from", None)})
+        request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout,
+                              checkpoint=self.checkpoint(node.id, content))  # pause included
         if hitl is not None and not hitl.enabled:
             decision = Decision(True, "policy", "human_in_loop is disabled in this policy",
                                 channel="policy", node_id=node.id)
@@ -371,6 +374,70 @@ class Run:
             raise NodeFailure(f"the approver returned {decision!r}, not a Decision",
                               reason="approver_error")
         return decision
+
+    # --- checkpoints: resuming a run paused at a gate, in another process --------
+
+    def checkpoint(self, gate_id: str, content: Any) -> dict[str, Any] | None:
+        """The run's state while ``gate_id`` waits, or None if it cannot be rebuilt."""
+        builder = getattr(self.definition, "builder", None)
+        if builder is None or self._topo is None:
+            return None
+        ledger = self.definition.ledger
+        return json.loads(json.dumps({
+            "format": 1, "builder": builder, "task": self.task, "run_id": self.run_id,
+            "gate": gate_id, "gate_content": content, "seq": self._seq,
+            "records": {n: dataclasses.asdict(r) for n, r in self.records.items()},
+            "outputs": self.outputs, "variables": self.variables,
+            "edges": [[e.source, e.target, t] for e, t in self._edge_taken.items()],
+            "loops": [[e.source, e.target, n] for e, n in self._loop_counts.items()],
+            "feedback": self._feedback, "totals": dataclasses.asdict(self.totals),
+            "decisions": [d.to_dict() | {"node_id": d.node_id} for d in self.decisions],
+            "policy": self.policy.to_dict() if self.policy else None,
+            "ledger": ledger.location if ledger is not None else None,
+        }, default=str))
+
+    @classmethod
+    def restore(cls, definition: WorkflowDefinition, state: dict[str, Any], *,
+                bus: EventBus, policy: Policy | None) -> Run:
+        """A run rebuilt from `checkpoint`, ready to `resume` at its gate."""
+        run = cls(definition, state["task"], bus=bus, run_id=state["run_id"], policy=policy)
+        run._prepare()
+        run._seq = state["seq"]
+        run.records = {n: NodeRun(**r) for n, r in state["records"].items()}
+        run.outputs, run.variables = state["outputs"], state["variables"]
+        run.totals = Totals(**state["totals"])
+        run.decisions = [Decision(**d) for d in state["decisions"]]
+        run._feedback = {k: tuple(v) for k, v in state["feedback"].items()}
+        by_ends = {(e.source, e.target): e for e in definition.edges}
+        run._edge_taken = {by_ends[s, t]: taken for s, t, taken in state["edges"]}
+        run._loop_counts = {by_ends[s, t]: n for s, t, n in state["loops"]}
+        if run.governor is not None:
+            run.governor.preflight(definition)
+            run.governor.spent_usd, run.governor.spent_g = run.totals.cost_usd, run.totals.carbon_g
+        return run
+
+    async def resume(self, gate_id: str, content: Any, decision: Decision) -> RunResult:
+        """Continue from the gate with ``decision``, as if it had just arrived."""
+        self._loop = asyncio.get_running_loop()
+        self._started = time.perf_counter() - self.totals.duration_ms / 1000
+        gate = self.nodes[gate_id]
+        interrupted = [n for n, r in self.records.items() if r.status == "running" and n != gate_id]
+        self.decisions.append(decision)
+        if not decision.approved:
+            self.emit(EventType.GATE_REJECT, gate, payload=decision.to_dict())
+            self.records[gate_id].status = "rejected"
+            return self._finish(RunStatus.REJECTED_AT_GATE,
+                                f"'{gate_id}' {decision.describe()}")
+        self.emit(EventType.GATE_RESUME, gate, payload=decision.to_dict())
+        self._complete(gate, AgentResult(text=str(content), output=content),
+                       self.records[gate_id].executions, 0.0)
+        self.records[gate_id].status = "completed"
+        self._route(gate_id)
+        for node_id in interrupted:  # work elsewhere in the graph, cut short by the crash
+            self.records[node_id].executions -= 1
+            self._launch(node_id)
+        await self._drain()
+        return self._finish(self.status if self._stopping else RunStatus.COMPLETED, self.error)
 
     # --- routing ---------------------------------------------------------------
 

@@ -35,6 +35,9 @@ class WorkflowDefinition:
         """Governs every run unless a run is given its own ``policy=``."""
         self.ledger: Any = None
         """The `ReplayLedger` recording this workflow's runs (set by ``ledger.attach``)."""
+        self.builder: dict[str, Any] | None = None
+        """How to build this workflow again (``{"function": "module:name", "kwargs": {}}``),
+        so a run paused at a gate can be resumed by another process."""
         self.nodes: list[Node] = []
         self.edges: list[Edge] = []
         self._subscribers: list[Subscriber] = []
@@ -76,6 +79,11 @@ class WorkflowDefinition:
             if node.id == node_id:
                 return node
         raise KeyError(f"no node {node_id!r}; nodes are {[n.id for n in self.nodes]}")
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        """Everything subscribed with `subscribe` (a copy)."""
+        return list(self._subscribers)
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Receive every event of every future run of this workflow (e.g. a ledger)."""

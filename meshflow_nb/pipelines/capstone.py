@@ -41,7 +41,7 @@ def build_capstone_pipeline(
         raise ValueError(
             f"no agent for {', '.join(missing)}: set MESHFLOW_MOCK=1 for mock agents, "
             "or pass agents={'researcher': ..., ...} with your own functions.")
-    return (
+    workflow = (
         WorkflowDefinition(name, description="Research, parallel analysis, drafting with a "
                            "quality loop, human approval, then publication.", policy=policy)
         .add_node(Node("researcher", chosen["researcher"], Role.RESEARCHER, RiskTier.READ_ONLY,
@@ -72,6 +72,11 @@ def build_capstone_pipeline(
                               condition=f"quality_score >= {QUALITY_THRESHOLD}")
         .add_edge("hitl_gate", "publisher")
     )
+    if agents is None:  # rebuildable from its arguments alone: a paused run can resume
+        workflow.builder = {"function": f"{__name__}:build_capstone_pipeline", "kwargs": {
+            "quality_scores": list(quality_scores) if quality_scores else None,
+            "max_revisions": max_revisions, "gate_timeout_s": gate_timeout_s, "name": name}}
+    return workflow
 
 
 def _mock_agents(quality_scores: Sequence[float] | None) -> dict[str, Agent]:

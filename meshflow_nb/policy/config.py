@@ -120,6 +120,17 @@ class Policy:
         data["prices"] = sorted(self.prices) if self.prices else None
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Policy:
+        """The policy recorded by `to_dict` (a custom price table is not recorded)."""
+        fields = {k: v for k, v in data.items() if k in FIELDS and k != "prices"}
+        if fields.get("circuit_breaker") is not None:
+            fields["circuit_breaker"] = CircuitBreakerConfig(**fields["circuit_breaker"])
+        hitl = dict(fields["human_in_loop"])
+        hitl["tier_threshold"] = RiskTier[hitl["tier_threshold"]]
+        fields["human_in_loop"] = HumanInLoopConfig(**hitl)
+        return cls(data["mode"], **fields)
+
     def describe(self) -> str:
         """What is on, and what each layer will do during a run."""
         lines = [f"Policy {self.mode.name}"

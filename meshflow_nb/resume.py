@@ -1,0 +1,69 @@
+"""Resuming a run that paused at a human gate after its waiting process went away.
+
+The run left its state in the approval store when it paused (see approvals.py). Once a
+reviewer has decided (``meshflow-nb approve``), `resume_run` rebuilds the workflow from
+its recorded builder, restores the run and continues from the gate, appending to the
+same ledger chain. Nodes that were running elsewhere in the graph when the process
+died are run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+from typing import Any
+
+from .approvals import (
+    ApprovalError,
+    clear_request,
+    find_request,
+    recorded_decision,
+    waiting_process_alive,
+)
+from .events import EventBus
+from .ledger import ReplayLedger
+from .policy.config import Policy
+from .results import RunResult
+from .runner import Run
+from .workflow import WorkflowDefinition
+
+
+def resume_run(run_id: str, dir: str | os.PathLike | None = None) -> RunResult:
+    """Continue ``run_id`` from the gate it paused at, with the decision on file."""
+    record = _paused(run_id, dir)
+    decision = recorded_decision(record, dir)
+    if decision is None:
+        raise ApprovalError(f"run {run_id} has no decision yet: decide first with "
+                            f"'meshflow-nb approve {run_id} --reviewer NAME'")
+    state = record["state"]
+    definition = _rebuild(state["builder"])
+    if state.get("ledger"):
+        ReplayLedger(state["ledger"]).attach(definition)
+    policy = Policy.from_dict(state["policy"]) if state.get("policy") else None
+    run = Run.restore(definition, state, bus=EventBus(definition.subscribers), policy=policy)
+    result = asyncio.run(run.resume(state["gate"], state["gate_content"], decision))
+    if definition.ledger is not None:
+        definition.ledger.flush()
+    clear_request(record, dir)
+    return result
+
+
+def _paused(run_id: str, dir: str | os.PathLike | None) -> dict[str, Any]:
+    record = find_request(run_id, dir)
+    if record is None:
+        raise ApprovalError(f"no run {run_id} is paused at a gate")
+    if not record.get("state"):
+        raise ApprovalError(f"run {run_id} cannot be resumed: its workflow records no "
+                            "builder (build it with a function such as "
+                            "build_capstone_pipeline to make its runs resumable)")
+    if waiting_process_alive(record):
+        raise ApprovalError(f"run {run_id} is still waiting in process {record.get('pid')}; "
+                            "'meshflow-nb approve' alone lets it go on")
+    return record
+
+
+def _rebuild(builder: dict[str, Any]) -> WorkflowDefinition:
+    module_name, _, name = builder["function"].partition(":")
+    function = getattr(importlib.import_module(module_name), name)
+    return function(**builder.get("kwargs", {}))
