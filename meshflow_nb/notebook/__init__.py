@@ -1,0 +1,1 @@
+"""The notebook layer: magics, widgets and drawings on top of the engine."""
