@@ -108,3 +108,11 @@ def test_an_unreachable_server_is_a_clear_error_without_the_password():
         ReplayLedger("postgresql://alice:s3cret@127.0.0.1:1/nowhere?connect_timeout=2")
     assert "cannot connect to the PostgreSQL ledger" in str(err.value)
     assert "s3cret" not in str(err.value)
+
+
+def test_opening_without_immutable_audit_does_not_remove_the_triggers(postgres_db):
+    capstone_into(ReplayLedger(postgres_db, immutable=True))
+    ReplayLedger(postgres_db)  # another process, another setting: must not weaken it
+    with psycopg.connect(postgres_db, autocommit=True) as con, \
+            pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        con.execute("DELETE FROM ledger_entries")

@@ -54,8 +54,8 @@ class ReplayLedger:
         self.durability = Durability(durability)
         self.store = _shared_store(self.location)
         self.immutable = immutable
-        if isinstance(self.store, PostgresStore):
-            self.store.set_immutable(immutable)
+        if immutable and isinstance(self.store, PostgresStore):
+            self.store.make_immutable()
         self._writer: LedgerWriter | None = None
         self._sealed_damage: str | None = None
         self._seal: tuple[str | None, VerificationResult] | None = None
@@ -90,7 +90,7 @@ class ReplayLedger:
             return self._seal[1]
         self.immutable = True
         if isinstance(self.store, PostgresStore):
-            self.store.set_immutable(True)
+            self.store.make_immutable()
         check = self.verify_chain()
         self._sealed_damage = None if check.valid else check.report()
         self._seal = (run_id, check)

@@ -88,6 +88,7 @@ class Store:
 
     def ensure_schema(self) -> None:
         with self.transaction() as cur:
+            self._lock_ledger(cur)  # processes opening one database at once take turns
             for statement in create_statements():
                 cur.execute(statement)
 
@@ -435,19 +436,23 @@ class PostgresStore(Store):
             for row in rows:
                 copy.write_row([row[n] for n in ENTRY_NAMES])
 
-    def set_immutable(self, on: bool) -> None:
-        """Install (or drop) triggers that reject UPDATE, DELETE and TRUNCATE."""
+    def make_immutable(self) -> None:
+        """Install triggers that reject UPDATE, DELETE and TRUNCATE on the entries.
+
+        Idempotent, and never undone by the toolkit: opening the ledger without
+        immutable audit must not weaken a database another process sealed.
+        """
         with self.transaction() as cur:
+            self._lock_ledger(cur)
             cur.execute(_IMMUTABLE_FUNCTION)
             cur.execute("DROP TRIGGER IF EXISTS ledger_entries_immutable ON ledger_entries")
             cur.execute("DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries")
-            if on:
-                cur.execute("CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE "
-                            "ON ledger_entries FOR EACH ROW EXECUTE FUNCTION "
-                            "meshflow_reject_change()")
-                cur.execute("CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE "
-                            "ON ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION "
-                            "meshflow_reject_change()")
+            cur.execute("CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE "
+                        "ON ledger_entries FOR EACH ROW EXECUTE FUNCTION "
+                        "meshflow_reject_change()")
+            cur.execute("CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE "
+                        "ON ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION "
+                        "meshflow_reject_change()")
 
 
 _IMMUTABLE_FUNCTION = """
