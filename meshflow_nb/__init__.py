@@ -6,6 +6,8 @@ The engine (graph, conditions, runner, events, ledger, policy) runs without Jupy
 
 from __future__ import annotations
 
+from typing import Any
+
 from .agents.base import AgentResult, NodeContext
 from .events import EventType, MeshEvent
 from .graph import Edge, HumanGate, Node
@@ -26,3 +28,10 @@ __all__ = [
     "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role", "RunHandle",
     "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext meshflow_nb``: register the notebook magics (imported only now)."""
+    from .notebook.magics import MeshflowMagics
+
+    ipython.register_magics(MeshflowMagics)
