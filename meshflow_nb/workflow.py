@@ -92,9 +92,10 @@ class WorkflowDefinition:
 
     # --- checking and running -----------------------------------------------------
 
-    def preflight(self) -> PreflightReport:
-        """Every problem that would stop a run, without running anything."""
-        return Run(self, "").preflight()
+    def preflight(self, policy: Policy | None = None) -> PreflightReport:
+        """Every problem that would stop a run (under ``policy`` or the workflow's own),
+        without running anything."""
+        return Run(self, "", policy=policy or self.policy).preflight()
 
     def run(self, task: str, **options: Any) -> RunResult:
         """Run to the end and return the result; works in scripts and in Jupyter.

@@ -408,3 +408,9 @@ def test_a_webhook_token_does_not_reach_the_recorded_policy():
     hooked = Policy("standard", human_in_loop=HumanInLoopConfig(
         approval_webhook="https://hooks.example.com/services/T000/B000/s3cr3tt0ken"))
     assert hooked.to_dict()["human_in_loop"]["approval_webhook"] == "https://hooks.example.com"
+
+
+def test_preflight_without_running_applies_the_workflows_policy():
+    strict = build_capstone_pipeline(policy=Policy("regulated", carbon_budget_g=10))
+    assert "P003" in strict.preflight().rules  # budget_usd missing under REGULATED
+    assert build_capstone_pipeline().preflight().ok
