@@ -21,7 +21,6 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -94,7 +93,6 @@ class Run:
         self._stopping = False
         self._seq = 0
         self._started = 0.0
-        self._loop: asyncio.AbstractEventLoop | None = None
         self.policy = policy
         self.governor = Governor(policy, self) if policy is not None else None
 
@@ -102,7 +100,6 @@ class Run:
 
     async def execute(self) -> RunResult:
         """Pre-flight, then schedule nodes until none is running; always ends cleanly."""
-        self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter()
         self.emit(EventType.RUN_START, payload={
             "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes),
@@ -254,14 +251,10 @@ class Run:
     async def _governed_call(self, node: Node, ctx: NodeContext) -> AgentResult:
         """The agent call, inside the policy's hooks when the run has a policy."""
         if self.governor is None:
-            return await self._call_agent(node, ctx, self._attempt)
+            return _checked(node, await self._attempt(node, ctx))
         ctx = await self.governor.before_node(node, ctx)
-
-        def attempt(n: Node, c: NodeContext) -> Awaitable[Any]:
-            return self.governor.call(n, lambda: self._attempt(n, c))
-
-        result = await self._call_agent(node, ctx, attempt)
-        return await self.governor.after_node(node, ctx, result)
+        value = await self.governor.call(node, lambda: self._attempt(node, ctx))
+        return await self.governor.after_node(node, ctx, _checked(node, value))
 
     async def _attempt(self, node: Node, ctx: NodeContext) -> Any:
         """One call of the agent, with the node's timeout."""
@@ -270,23 +263,11 @@ class Run:
         except asyncio.TimeoutError:
             raise NodeFailure(f"timed out after {node.timeout_s} s", reason="timeout") from None
 
-    async def _call_agent(self, node: Node, ctx: NodeContext,
-                          attempt: Callable[[Node, NodeContext], Awaitable[Any]]) -> AgentResult:
-        value = await attempt(node, ctx)
-        result = normalize_result(value, node.exports)
-        missing = [name for name in node.exports if name not in result.variables]
-        if missing:
-            raise NodeFailure(
-                f"the agent declared exports {missing} but did not return them; return a dict "
-                "or AgentResult(variables={...}) that includes them", reason="missing_export")
-        return result
-
     def _complete(self, node: Node, result: AgentResult, iteration: int, ms: float) -> None:
         record = self.records[node.id]
         record.output, record.text, record.variables = result.output, result.text, result.variables
         record.tokens_in, record.tokens_out = result.tokens_in, result.tokens_out
         record.cost_usd, record.model = result.cost_usd or 0.0, result.model
-        self.totals.carbon_g += result.carbon_g or 0.0
         record.uncertainty, record.duration_ms = result.uncertainty, ms
         self.variables.update(result.variables)
         self.outputs[node.id] = result.output
@@ -294,6 +275,7 @@ class Run:
         self.totals.tokens_in += result.tokens_in
         self.totals.tokens_out += result.tokens_out
         self.totals.cost_usd += record.cost_usd
+        self.totals.carbon_g += result.carbon_g or 0.0
         self.emit(EventType.NODE_COMPLETE, node, output=result.output,
                   uncertainty=result.uncertainty, cost_usd=record.cost_usd,
                   carbon_g=result.carbon_g,
@@ -418,7 +400,6 @@ class Run:
 
     async def resume(self, gate_id: str, content: Any, decision: Decision) -> RunResult:
         """Continue from the gate with ``decision``, as if it had just arrived."""
-        self._loop = asyncio.get_running_loop()
         self._started = time.perf_counter() - self.totals.duration_ms / 1000
         gate = self.nodes[gate_id]
         interrupted = [n for n, r in self.records.items() if r.status == "running" and n != gate_id]
@@ -526,6 +507,17 @@ class Run:
     def _condition_values(self, edge: Edge) -> dict[str, Any]:
         condition = self._conditions[edge]
         return {name: self.variables.get(name) for name in sorted(condition.names)}
+
+
+def _checked(node: Node, value: Any) -> AgentResult:
+    """The agent's return value as an `AgentResult`, holding every declared export."""
+    result = normalize_result(value, node.exports)
+    missing = [name for name in node.exports if name not in result.variables]
+    if missing:
+        raise NodeFailure(
+            f"the agent declared exports {missing} but did not return them; return a dict "
+            "or AgentResult(variables={...}) that includes them", reason="missing_export")
+    return result
 
 
 async def _invoke(function: Any, argument: Any) -> Any:
