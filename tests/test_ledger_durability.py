@@ -187,3 +187,13 @@ def test_kill_9_mid_run_leaves_a_valid_ledger_showing_the_run_incomplete(tmp_pat
     assert len(check.incomplete_runs) == 1
     assert ledger.runs().loc[0, "status"] == "running"
     assert "Incomplete" in check.report()
+
+
+def test_a_write_hidden_after_a_select_still_refreshes_the_ledgers_positions(tmp_path):
+    ledger = ReplayLedger(tmp_path / "mixed.duckdb")
+    wf = ledger.attach(build_capstone_pipeline(quality_scores=[0.9]))
+    wf.run("first")
+    ledger.sql("SELECT 1; DELETE FROM ledger_entries WHERE seq > 5")
+    wf.run("second")  # must continue from the ledger as it now is, not a stale cache
+    low, high, count = seq_summary(ledger)
+    assert (low, count) == (1, high)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import atexit
 import json
 import os
-import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,7 +23,14 @@ from ..events import EventType, MeshEvent
 from .anchor import Anchor, new_anchor
 from .hashing import row_event
 from .schema import ENTRY_COLUMNS
-from .stores import ImmutableLedgerError, LedgerError, PostgresStore, Store, open_store
+from .stores import (
+    ImmutableLedgerError,
+    LedgerError,
+    PostgresStore,
+    Store,
+    is_read_only,
+    open_store,
+)
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
@@ -120,10 +126,10 @@ class ReplayLedger:
 
     def sql(self, query: str) -> pd.DataFrame:
         """Run SQL against the ledger and get a DataFrame (read-only when immutable)."""
-        if self.immutable and _writes(query):
+        if self.immutable and not is_read_only(query):
             raise ImmutableLedgerError(
                 "immutable_audit is on: the ledger offers no way to change or delete "
-                "entries (only SELECT-style queries are allowed)")
+                "entries (only reading statements: SELECT, FROM, WITH, SHOW, DESCRIBE, EXPLAIN)")
         return self.store.query(query)
 
     def events(self, run_id: str) -> list[MeshEvent]:
@@ -216,15 +222,6 @@ def _shared_store(location: str) -> Store:
         if key not in _stores:
             _stores[key] = open_store(location)
         return _stores[key]
-
-
-_WRITING = re.compile(r"^\s*(?:--[^\n]*\n\s*)*(update|delete|insert|drop|alter|truncate|"
-                      r"create|replace|copy|attach|merge|grant|vacuum)\b", re.IGNORECASE)
-
-
-def _writes(query: str) -> bool:
-    """Whether any statement in ``query`` changes the database."""
-    return any(_WRITING.match(part) for part in query.split(";"))
 
 
 def _where_run(run_id: str | None) -> tuple[str, list[Any]]:

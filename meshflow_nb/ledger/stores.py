@@ -219,19 +219,15 @@ class DuckDBStore(Store):
             yield cur
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._transaction(forget=not _read_only(sql)) as cur:
+        with self._transaction(forget=not is_read_only(sql)) as cur:
             cur.execute(sql, list(params))
             return cur.fetchall()
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self.lease(), self._lock:
-            if not _read_only(sql):
+            if not is_read_only(sql):
                 self._forget()
             return self._con.execute(sql, list(params)).df()
-
-    def arrow(self, sql: str) -> Any:
-        with self.lease(), self._lock:
-            return self._con.sql(sql).to_arrow_table()
 
     @contextmanager
     def reader(self) -> Iterator[Any]:
@@ -558,12 +554,17 @@ def _continuing(batch: list[Row]) -> set[str]:
     return {run for run, run_seq in first.items() if run_seq > 1}
 
 
-_READ_ONLY = re.compile(r"\s*(SELECT|FROM)\b", re.IGNORECASE)
+_READING = re.compile(r"(?:\s*--[^\n]*\n)*\s*(select|from|with|show|describe|explain)\b",
+                      re.IGNORECASE)
+_CHANGING = re.compile(r"\b(insert|update|delete|merge|drop|alter|truncate|create|copy)\b",
+                       re.IGNORECASE)
 
 
-def _read_only(sql: str) -> bool:
-    """Whether ``sql`` is a plain query (anything else may change the ledger)."""
-    return _READ_ONLY.match(sql) is not None
+def is_read_only(sql: str) -> bool:
+    """Whether every statement in ``sql`` only reads. Errs towards "it writes": that
+    answer merely refuses the query under immutable audit, or drops a cache."""
+    statements = [s for s in sql.split(";") if s.strip()]
+    return all(_READING.match(s) and not _CHANGING.search(s) for s in statements)
 
 
 def _typed(name: str, value: Any) -> Any:
