@@ -13,7 +13,6 @@ from .events import EventType, MeshEvent
 from .graph import Edge, HumanGate, Node
 from .hitl import Decision, GateRequest
 from .launch import RunHandle
-from .ledger import ReplayLedger
 from .policy import CircuitBreakerConfig, HumanInLoopConfig, Policy, PolicyMode
 from .preflight import PreflightReport, Problem
 from .results import NodeRun, RunResult, RunStatus
@@ -28,6 +27,16 @@ __all__ = [
     "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role", "RunHandle",
     "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``ReplayLedger`` is imported on first use: it brings pandas and DuckDB, which a
+    workflow that keeps no ledger does not need at import time."""
+    if name == "ReplayLedger":
+        from .ledger import ReplayLedger
+
+        return ReplayLedger
+    raise AttributeError(f"module 'meshflow_nb' has no attribute {name!r}")
 
 
 def load_ipython_extension(ipython: Any) -> None:

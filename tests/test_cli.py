@@ -84,3 +84,10 @@ def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
     assert bad.returncode == 2
     assert bad.stderr.startswith("meshflow-nb: error: cannot import 'no_such_module'")
     assert "Traceback" not in bad.stderr
+
+
+def test_the_engine_imports_without_the_ledgers_heavy_dependencies():
+    probe = ("import sys, meshflow_nb; assert 'pandas' not in sys.modules and "
+             "'duckdb' not in sys.modules; from meshflow_nb import ReplayLedger; "
+             "assert 'pandas' in sys.modules")
+    assert run("-c", probe).returncode == 0

@@ -22,13 +22,13 @@ from .carbon import carbon_grams
 from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
 from .config import Policy
 from .guardian import Guardian, Screening
-from .learning import LearningStore, learning_location
 from .rules import check_policy, ungated_nodes
 
 if TYPE_CHECKING:
     from ..results import RunResult
     from ..runner import Run
     from ..workflow import WorkflowDefinition
+    from .learning import LearningStore
 
 T = TypeVar("T")
 
@@ -56,7 +56,7 @@ class Governor:
         self.spent_g = 0.0
         self._last: dict[str, tuple[float, float]] = {}
         self._needs_approval: set[str] = set()
-        self.learning = LearningStore(learning_location(_ledger_location(run.definition))) \
+        self.learning = _learning_store(run.definition) \
             if policy.enable_cross_run_learning else None
 
     # --- before anything runs ------------------------------------------------------
@@ -230,6 +230,10 @@ def _audit_problems(definition: WorkflowDefinition, run_id: str) -> list[Problem
                     "workflow in a new ledger.", field="immutable_audit")]
 
 
-def _ledger_location(definition: WorkflowDefinition) -> str | None:
-    """Where the workflow's ledger is, so that what is learned is kept beside it."""
-    return definition.ledger.location if definition.ledger is not None else None
+def _learning_store(definition: WorkflowDefinition) -> LearningStore:
+    """The store beside the workflow's ledger. Imported here, not at the top, so that
+    pandas and DuckDB stay out of the engine's import until learning is switched on."""
+    from .learning import LearningStore, learning_location
+
+    ledger = definition.ledger.location if definition.ledger is not None else None
+    return LearningStore(learning_location(ledger))
