@@ -3,6 +3,7 @@
     %load_ext meshflow_nb
     %meshflow_draw wf                        # the workflow as SVG (--text: an outline)
     %meshflow_run wf "solid-state batteries" --reject --var result
+    %meshflow_run wf "solid-state batteries" --live --var live   # then: await live
     %%meshflow_sql --ledger ledger           # the cell's SQL -> pandas DataFrame
     SELECT run_id, node_id, hash FROM ledger_entries ORDER BY seq;
     %meshflow_verify --ledger ledger         # LedgerView: damaged rows highlighted
@@ -31,6 +32,7 @@ from ..results import RunResult
 from ..workflow import WorkflowDefinition
 from .drawing import GraphvizNotInstalled, render_svg
 from .explorer import LedgerView, explore
+from .live import LiveRun, run_live
 from .runview import RunView
 
 DEFAULT_RESULT_VAR = "_meshflow_result"
@@ -63,6 +65,9 @@ class MeshflowMagics(Magics):
     @argument("--reject", action="store_true", help="reject at every human gate")
     @argument("--reviewer", default=DEFAULT_REVIEWER,
               help=f"reviewer named in --approve/--reject decisions (default {DEFAULT_REVIEWER})")
+    @argument("--live", action="store_true",
+              help="show the live view and the approval panel and return at once; the "
+                   "variable receives a LiveRun: 'result = await <var>' in a later cell")
     @argument("--var", default=DEFAULT_RESULT_VAR,
               help=f"variable that receives the RunResult (default {DEFAULT_RESULT_VAR})")
     @line_magic
@@ -70,12 +75,17 @@ class MeshflowMagics(Magics):
         """Run a workflow on a task, show the final drawing and summary, keep the result.
 
         ``%meshflow_run wf some task --reject --var result`` stores the `RunResult` in
-        ``result``; a failed or rejected run is shown like any other.
+        ``result``; a failed or rejected run is shown like any other. With ``--live``
+        the run goes on in the background under the live view, and the gate waits for
+        the panel's buttons unless --approve/--reject (or MESHFLOW_HITL) decides it.
         """
         args = _parse(self.meshflow_run, line)
         workflow = self._lookup(args.workflow, WorkflowDefinition)
         if not args.var.isidentifier():
             raise UsageError(f"--var {args.var!r} is not a valid variable name")
+        if args.live:
+            self.shell.user_ns[args.var] = _run_live(workflow, " ".join(args.task), args)
+            return
         result = _run(workflow, " ".join(args.task), _approver(args))
         self.shell.user_ns[args.var] = result
         show_result(workflow, result)
@@ -190,6 +200,17 @@ def _approver(args: Any) -> Approver | None:
     if not (args.approve or args.reject):
         return None
     return fixed_approver(args.approve, args.reviewer, reason="decided by %meshflow_run")
+
+
+def _run_live(workflow: WorkflowDefinition, task: str, args: Any) -> LiveRun:
+    """Start under the live view; the gate decision from the flags, or the buttons."""
+    _approver(args)  # the same check of --approve/--reject
+    decision = "approve" if args.approve else "reject" if args.reject else None
+    reviewer = args.reviewer if decision else None
+    try:
+        return run_live(workflow, task, decision=decision, reviewer=reviewer)
+    except Exception as err:  # a bad MESHFLOW_HITL, a task that is not text ...
+        raise UsageError(f"%meshflow_run: {type(err).__name__}: {_one_line(err)}") from None
 
 
 def _run(workflow: WorkflowDefinition, task: str, approver: Approver | None) -> RunResult:

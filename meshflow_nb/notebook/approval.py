@@ -1,0 +1,224 @@
+"""The human-in-the-loop panel: the draft, who is asked what, Approve and Reject.
+
+    panel = ApprovalPanel()                       # a person decides with the buttons
+    panel = ApprovalPanel(decision=hitl_decision) # papermill: "approve" / "reject"
+    handle = wf.start(task, approver=panel)       # the cell returns at once
+    panel                                         # shows the gate when the run gets there
+    result = await handle                         # a later cell; buttons keep working
+
+The panel is an approver (`meshflow_nb.hitl`). Waiting for a click never blocks the
+kernel: the run waits in its own thread, and a cell that awaits the run lets the
+kernel keep taking button clicks (ipykernel 7 dispatches widget messages during an
+awaiting cell). The gate's timeout ends the wait: the runner cancels it and the
+panel says so. With a ``decision`` (a notebook parameter) or ``MESHFLOW_HITL`` set,
+nobody is asked: the panel shows the decision and the ledger records it as headless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import ipywidgets as widgets
+
+from ..hitl import Decision, GateRequest
+from .fallback import FallbackDisplay
+
+NOTEBOOK_CHANNEL = "notebook"
+"""``channel`` of a decision made with the panel's buttons."""
+
+HEADLESS_CHANNEL = "headless"
+"""``channel`` of a decision taken from a parameter or ``MESHFLOW_HITL``."""
+
+DRAFT_CHARS = 4000
+"""Characters of the draft shown; the rest is summarised."""
+
+_VERDICTS = {"approve": True, "approved": True, "reject": False, "rejected": False}
+
+
+@dataclass
+class _Ask:
+    """One gate waiting for a click: the question, and the future the run awaits."""
+
+    request: GateRequest
+    loop: asyncio.AbstractEventLoop
+    answer: asyncio.Future[Decision]
+
+
+class ApprovalPanel(FallbackDisplay):
+    """Approve/Reject buttons for the human gates of a run (an approver).
+
+    ``decision`` ("approve"/"reject") makes it headless, as does ``MESHFLOW_HITL``;
+    ``reviewer`` is recorded with a headless decision and prefills the reviewer field
+    (default ``MESHFLOW_REVIEWER``).
+    """
+
+    def __init__(self, decision: str | None = None, *, reviewer: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        env = os.environ if environ is None else environ
+        self.headless = _headless_setting(decision, env)
+        self.decisions: list[Decision] = []
+        self._asks: list[_Ask] = []
+        self._shown: GateRequest | None = None
+        self._status_text = "No gate has asked yet."
+        self._lock = threading.Lock()
+        default_reviewer = reviewer or env.get("MESHFLOW_REVIEWER", "")
+        self._headless_reviewer = reviewer or env.get("MESHFLOW_REVIEWER") or "headless"
+        self.question = widgets.HTML()
+        self.draft = widgets.HTML(layout=widgets.Layout(max_height="260px", overflow="auto"))
+        self.reviewer = widgets.Text(value=default_reviewer, description="Reviewer",
+                                     placeholder="your name")
+        self.reason = widgets.Textarea(description="Reason", placeholder="why (optional)")
+        self.approve_button = widgets.Button(description="Approve", button_style="success",
+                                             icon="check")
+        self.reject_button = widgets.Button(description="Reject", button_style="danger",
+                                            icon="times")
+        self.status = widgets.HTML()
+        self.approve_button.on_click(lambda _: self.decide(True))
+        self.reject_button.on_click(lambda _: self.decide(False))
+        controls = [] if self.headless else [
+            self.reviewer, self.reason, widgets.HBox([self.approve_button, self.reject_button])]
+        super().__init__(widgets.VBox([self.question, self.draft, *controls, self.status]))
+        self._update()
+
+    @property
+    def waiting(self) -> bool:
+        """A gate is waiting for a person to click."""
+        return bool(self._asks)
+
+    async def __call__(self, request: GateRequest) -> Decision:
+        """Ask about ``request``: answer headlessly, or wait for a button."""
+        if self.headless is not None:
+            approved, source = self.headless
+            return self._record(Decision(
+                approved, self._headless_reviewer, f"no person present: decision from {source}",
+                channel=HEADLESS_CHANNEL, node_id=request.node_id), request)
+        ask = _Ask(request, asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
+        with self._lock:
+            self._asks.append(ask)
+        self._update()
+        try:
+            return await ask.answer
+        except asyncio.CancelledError:  # the gate's timeout (or the run was cancelled)
+            self._withdraw(ask, f"No decision on {request.node_id} in time: the gate "
+                                "rejects (timeout). The buttons no longer apply.")
+            raise
+
+    def decide(self, approved: bool) -> None:
+        """What the buttons call: decide the gate shown, in the reviewer's name."""
+        reviewer = self.reviewer.value.strip()
+        if not reviewer:
+            self._say("Type your name in Reviewer first: every decision is recorded with "
+                      "the person who made it.")
+            return
+        with self._lock:
+            ask = self._asks.pop(0) if self._asks else None
+        if ask is None:
+            self._say("No gate is waiting for a decision.")
+            return
+        decision = Decision(approved, reviewer, self.reason.value.strip(),
+                            channel=NOTEBOOK_CHANNEL, node_id=ask.request.node_id)
+        ask.loop.call_soon_threadsafe(_settle, ask.answer, decision)
+        self._record(decision, ask.request)
+
+    # --- state shown ---------------------------------------------------------------
+
+    def _record(self, decision: Decision, request: GateRequest) -> Decision:
+        self.decisions.append(decision)
+        self._shown = request
+        self._status_text = f"{request.node_id}: {decision.describe()}"
+        self._update()
+        self.refresh_fallback()
+        return decision
+
+    def _withdraw(self, ask: _Ask, message: str) -> None:
+        with self._lock:
+            if ask in self._asks:
+                self._asks.remove(ask)
+        self._shown = ask.request
+        self._status_text = message
+        self._update()
+        self.refresh_fallback()
+
+    def _say(self, message: str) -> None:
+        self.status.value = f"<i>{html.escape(message)}</i>"
+
+    def _update(self) -> None:
+        """Show the first waiting gate (or the last decided one) and enable the buttons."""
+        with self._lock:
+            current = self._asks[0].request if self._asks else self._shown
+            waiting = bool(self._asks)
+        self.question.value = _question_html(current)
+        self.draft.value = _draft_html(current)
+        self.approve_button.disabled = self.reject_button.disabled = not waiting
+        self.status.value = (f"<b>Waiting for your decision on {html.escape(current.node_id)}"
+                             "</b>" if waiting and current else html.escape(self._status_text))
+
+    def text(self) -> str:
+        """The gate, the draft's start and the decision, as plain text."""
+        with self._lock:
+            current = self._asks[0].request if self._asks else self._shown
+        if current is None:
+            return f"Human gate panel: {self._status_text}"
+        draft = _draft_text(current.content)
+        return (f"Human gate {current.node_id} ({current.risk_tier.name}, protects "
+                f"{', '.join(current.protects) or 'nothing'}): {current.prompt}\n"
+                f"Draft: {draft[:300]}{'…' if len(draft) > 300 else ''}\n"
+                f"Decision: {self._status_text}")
+
+    def html(self) -> str:
+        """The gate, the draft and the decision as static HTML (no buttons)."""
+        with self._lock:
+            current = self._asks[0].request if self._asks else self._shown
+        return (_question_html(current) + _draft_html(current)
+                + f"<p><b>{html.escape(self._status_text)}</b></p>")
+
+
+def _headless_setting(decision: str | None, env: Mapping[str, str]) -> tuple[bool, str] | None:
+    """(approved, where it came from) when nobody is to be asked, else None."""
+    if decision is not None:
+        return _verdict(decision, "decision"), f"the notebook's decision={decision.strip()!r}"
+    setting = env.get("MESHFLOW_HITL")
+    if setting is None or not setting.strip():
+        return None
+    return _verdict(setting, "MESHFLOW_HITL"), f"MESHFLOW_HITL={setting.strip()}"
+
+
+def _verdict(value: str, name: str) -> bool:
+    key = str(value).strip().lower()
+    if key not in _VERDICTS:
+        raise ValueError(f"{name}={value!r} is not a decision: use 'approve' or 'reject', "
+                         "or leave it unset to decide with the buttons")
+    return _VERDICTS[key]
+
+
+def _settle(future: asyncio.Future[Decision], decision: Decision) -> None:
+    if not future.done():
+        future.set_result(decision)
+
+
+def _question_html(request: GateRequest | None) -> str:
+    if request is None:
+        return "<b>Human gate</b>: no gate has asked yet."
+    timeout = f", times out after {request.timeout_s:g} s" if request.timeout_s else ""
+    protects = ", ".join(request.protects) or "nothing"
+    return (f"<b>Human gate {html.escape(request.node_id)}</b> &mdash; risk tier "
+            f"<b>{request.risk_tier.name}</b>, protects {html.escape(protects)}{timeout}"
+            f"<br>{html.escape(request.prompt)}")
+
+
+def _draft_html(request: GateRequest | None) -> str:
+    if request is None:
+        return ""
+    return f"<pre style='white-space:pre-wrap'>{html.escape(_draft_text(request.content))}</pre>"
+
+
+def _draft_text(content: object) -> str:
+    text = content if isinstance(content, str) else repr(content)
+    if len(text) <= DRAFT_CHARS:
+        return text
+    return text[:DRAFT_CHARS] + f"… ({len(text) - DRAFT_CHARS} more characters)"

@@ -1,0 +1,143 @@
+"""The ledger explorer widget: pick a run, verify it, see damaged rows, replay it.
+
+    LedgerExplorer(ledger, workflow=pipeline)     # all runs; or run_id=...
+
+Built on `explorer.explore` (the pandas model: chain status per row, the verifier's
+sentence). "Verify again" re-reads the ledger, so a tamper made in a SQL cell shows up
+without re-running anything; "Replay" feeds the run's recorded events into a
+`LiveView` under the table. Without ``workflow`` the replay draws the nodes the
+ledger names (the ledger keeps events, not the graph's edges).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from types import SimpleNamespace
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..events import EventType, MeshEvent
+from ..graph import HumanGate, Node
+from ..ledger.replay import ReplayLedger
+from .explorer import LedgerView, explore
+from .fallback import FallbackDisplay
+from .liveview import LiveView
+
+ALL_RUNS = "(all runs)"
+
+
+class LedgerExplorer(FallbackDisplay):
+    """The ledger as a verified table, with run choice, re-verification and replay."""
+
+    def __init__(self, ledger: ReplayLedger, *, run_id: str | None = None,
+                 workflow: Any = None, anchor: Any = None, replay_pace_s: float = 0.15) -> None:
+        self.ledger = ledger
+        self.workflow = workflow
+        self.anchor = anchor
+        self.replay_pace_s = replay_pace_s
+        self.replayed: LiveView | None = None
+        self._choosing = False
+        ledger.flush()
+        self.runs = widgets.Dropdown(options=[ALL_RUNS, *_run_ids(ledger)],
+                                     value=run_id or ALL_RUNS, description="Run")
+        self.verify_button = widgets.Button(description="Verify again", icon="refresh")
+        self.replay_button = widgets.Button(description="Replay run", icon="play")
+        self.summary = widgets.HTML()
+        self.table = widgets.HTML(layout=widgets.Layout(max_height="420px", overflow="auto"))
+        self.replay_box = widgets.VBox()
+        self.verify_button.on_click(lambda _: self.refresh())
+        self.replay_button.on_click(lambda _: self._replay_clicked())
+        self.runs.observe(lambda _: self._choosing or self.refresh(), names="value")
+        super().__init__(widgets.VBox([
+            widgets.HBox([self.runs, self.verify_button, self.replay_button]),
+            self.summary, self.table, self.replay_box]))
+        self.view: LedgerView = self._explore()
+        self._show()
+
+    @property
+    def run_id(self) -> str | None:
+        """The run chosen in the dropdown, or None for all runs."""
+        return None if self.runs.value == ALL_RUNS else self.runs.value
+
+    def refresh(self) -> LedgerView:
+        """Read and verify the ledger again (after a tamper, after a new run)."""
+        self.ledger.flush()
+        self._update_run_choices()
+        self.view = self._explore()
+        self._show()
+        self.refresh_fallback()
+        return self.view
+
+    def replay(self, run_id: str | None = None) -> LiveView:
+        """Replay a run's recorded events into a new `LiveView` below the table."""
+        chosen = run_id or self.run_id
+        if chosen is None:
+            raise ValueError("choose a run to replay: pass run_id=... or pick it in the list")
+        events = self.ledger.events(chosen)
+        view = LiveView(self.workflow or recorded_workflow(events))
+        self.replay_box.children = [widgets.HTML(f"<b>Replay of run {html.escape(chosen)}</b>"),
+                                    view.widget]
+        self.replayed = view.replay(events, pace_s=self.replay_pace_s)
+        return view
+
+    def _replay_clicked(self) -> None:
+        if self.run_id is None:
+            self.summary.value = ("<b>Choose one run in the Run list to replay it.</b>"
+                                  + _summary_html(self.view))
+        else:
+            self.replay()
+
+    def _update_run_choices(self) -> None:
+        """New runs appear in the list; the chosen one stays chosen."""
+        options = [ALL_RUNS, *_run_ids(self.ledger)]
+        if list(self.runs.options) == options:
+            return
+        current = self.runs.value
+        self._choosing = True
+        try:
+            self.runs.options = options
+            self.runs.value = current if current in options else ALL_RUNS
+        finally:
+            self._choosing = False
+
+    def _explore(self) -> LedgerView:
+        return explore(self.ledger, self.run_id, self.anchor)
+
+    def _show(self) -> None:
+        self.summary.value = _summary_html(self.view)
+        self.table.value = self.view.styled().to_html()
+
+    def text(self) -> str:
+        return self.view.text()
+
+    def html(self) -> str:
+        return self.view._repr_html_()
+
+
+def recorded_workflow(events: Iterable[MeshEvent]) -> SimpleNamespace:
+    """A drawable stand-in for a run's workflow: its nodes as the events name them."""
+    nodes: dict[str, Node] = {}
+    gates = set()
+    name = "recorded run"
+    for event in events:
+        if event.type is EventType.RUN_START:
+            name = str(event.payload.get("workflow") or name)
+        if event.type is EventType.GATE_PAUSE and event.node_id:
+            gates.add(event.node_id)
+        if event.node_id and event.node_id not in nodes:
+            nodes[event.node_id] = Node(event.node_id, role=event.role or None)
+    drawn = [HumanGate(n) if n in gates else node for n, node in nodes.items()]
+    return SimpleNamespace(name=name, nodes=drawn, edges=[])
+
+
+def _run_ids(ledger: ReplayLedger) -> list[str]:
+    runs = ledger.runs()
+    return [] if runs.empty else [str(r) for r in runs["run_id"]]
+
+
+def _summary_html(view: LedgerView) -> str:
+    colour = "#1b5e20" if view.check.valid else "#8b1a1a"
+    text = html.escape(view.summary()).replace("\n", "<br>")
+    return f"<p style='color:{colour}'>{text}</p>"

@@ -1,0 +1,221 @@
+"""The live run view: the workflow drawing recoloured as events arrive, the event table
+beside it and the running totals above it.
+
+    view = LiveView(wf)
+    view                                   # show it (last expression of a cell)
+    handle = wf.start(task, on_event=view) # the cell returns; the view keeps updating
+    LiveView(wf).replay(ledger.events(run_id), pace_s=0.3)   # watch a past run again
+
+Events are applied to a `RunView` at once (O(1) each); drawing is throttled: at most
+one redraw per ``throttle_s``, stretched to four times the last redraw's cost, so a
+200-node run never floods the browser. The run's end always redraws at once.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..events import EventType, MeshEvent
+from .drawing import STATE_FILLS, GraphvizNotInstalled
+from .fallback import FallbackDisplay
+from .runview import RunView
+
+TABLE_COLUMNS = ("seq", "t", "type", "node", "role", "detail", "cost_usd", "tokens")
+"""Columns of the event table, in order."""
+
+TEXT_COLUMNS = ("seq", "t", "type", "node", "detail")
+"""Columns of the plain-text event table (narrower, for papermill output)."""
+
+
+class Throttle:
+    """Run ``action`` at most once per interval, from a timer thread; `flush` runs it now.
+
+    The interval is ``min_interval_s`` or four times the action's last duration,
+    whichever is longer: slow redraws make themselves rarer.
+    """
+
+    def __init__(self, action: Callable[[], None], min_interval_s: float) -> None:
+        self._action = action
+        self._min_interval_s = min_interval_s
+        self._last_cost_s = 0.0
+        self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+
+    def poke(self) -> None:
+        """Ask for a run of the action; several pokes within the interval give one."""
+        with self._lock:
+            if self._timer is not None:
+                return
+            interval = max(self._min_interval_s, 4 * self._last_cost_s)
+            self._timer = threading.Timer(interval, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def flush(self) -> None:
+        """Run the action now, cancelling a pending run."""
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        self._run()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None
+        self._run()
+
+    def _run(self) -> None:
+        started = time.perf_counter()
+        self._action()
+        self._last_cost_s = time.perf_counter() - started
+
+
+class LiveView(FallbackDisplay):
+    """Graph, event table and totals of one run, updated as its events arrive.
+
+    A `LiveView` is an event subscriber: pass it as ``on_event=`` or to
+    ``handle.subscribe``. ``max_rows`` bounds the rows drawn in the widget's table
+    (the newest are kept; `model.rows` keeps them all).
+    """
+
+    def __init__(self, definition: Any, *, throttle_s: float = 0.25, max_rows: int = 300) -> None:
+        self.model = RunView(definition)
+        self.max_rows = max_rows
+        self.redraws = 0
+        """How many times the widget was redrawn (for measuring the throttle)."""
+        self._lock = threading.Lock()
+        self._totals = widgets.HTML()
+        self._graph = widgets.HTML(layout=widgets.Layout(min_width="300px"))
+        self._table = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="420px"))
+        super().__init__(widgets.VBox([
+            self._totals,
+            widgets.HBox([widgets.VBox([self._graph, widgets.HTML(legend_html())]),
+                          self._table]),
+        ]))
+        self._throttle = Throttle(self._redraw, throttle_s)
+        self._redraw()
+
+    def __call__(self, event: MeshEvent) -> None:
+        """Take one event: the model now, the drawing soon (at once when the run ends)."""
+        with self._lock:
+            self.model.apply(event)
+        if event.type is EventType.RUN_COMPLETE:
+            self._throttle.flush()
+            self.refresh_fallback()
+        else:
+            self._throttle.poke()
+
+    def watch(self, handle: Any) -> LiveView:
+        """Follow a started run (a `RunHandle`): its past events first, then live ones."""
+        handle.subscribe(self)
+        return self
+
+    def replay(self, events: Iterable[MeshEvent], *, pace_s: float = 0.0) -> LiveView:
+        """Feed recorded events (``result.events``, ``ledger.events(run_id)``).
+
+        With ``pace_s`` they are fed one every ``pace_s`` seconds from a background
+        thread, so the drawing lights up as it did live; the call returns at once.
+        """
+        events = list(events)
+        if pace_s <= 0:
+            for event in events:
+                self(event)
+            return self
+
+        def feed() -> None:
+            for event in events:
+                self(event)
+                time.sleep(pace_s)
+
+        threading.Thread(target=feed, name="meshflow-replay", daemon=True).start()
+        return self
+
+    # --- rendering -----------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        with self._lock:
+            svg = self._svg()
+            totals = totals_html(self.model.totals)
+            table = table_html(self.model.rows, self.max_rows)
+            self.redraws += 1
+        self._graph.value = svg
+        self._totals.value = totals
+        self._table.value = table
+
+    def _svg(self) -> str:
+        try:
+            return self.model.svg()
+        except GraphvizNotInstalled as err:
+            return f"<pre>(no drawing: {html.escape(str(err))})</pre>"
+
+    def text(self) -> str:
+        """Node states and totals, then every event as a line."""
+        with self._lock:
+            return self.model.text() + "\n\n" + table_text(self.model.rows)
+
+    def html(self) -> str:
+        """Totals, the drawing and the whole event table as static HTML."""
+        with self._lock:
+            return (totals_html(self.model.totals) + self._svg() + legend_html()
+                    + table_html(self.model.rows, len(self.model.rows)))
+
+    def __repr__(self) -> str:
+        return f"<LiveView of {self.model!r}>"
+
+
+def totals_html(totals: dict[str, Any]) -> str:
+    """The running totals as one line of HTML."""
+    t = totals
+    parts = [f"<b>{html.escape(str(t['status']))}</b>",
+             f"cost ${t['cost_usd']:.4f}", f"tokens {t['tokens']}",
+             f"carbon {t['carbon_g']:.3f} g", f"time {t['elapsed_s']:.2f} s",
+             f"node runs {t['node_executions']}", f"loop iterations {t['loop_iterations']}"]
+    return "<div class='meshflow-totals'>" + " &middot; ".join(parts) + "</div>"
+
+
+def legend_html() -> str:
+    """What the fill colours of the drawing mean."""
+    chips = "".join(
+        f"<span style='background:{fill};border:1px solid #999;padding:0 6px;"
+        f"margin-right:6px'>{state}</span>" for state, fill in STATE_FILLS.items())
+    return f"<div style='font-size:11px;line-height:20px'>{chips}</div>"
+
+
+def table_html(rows: list[dict[str, Any]], max_rows: int) -> str:
+    """The newest ``max_rows`` event rows as an HTML table in a box that stays scrolled
+    to its newest row."""
+    shown = rows[-max_rows:] if max_rows else []
+    head = "".join(f"<th style='text-align:left'>{c}</th>" for c in TABLE_COLUMNS)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in TABLE_COLUMNS)
+        + "</tr>" for row in shown)
+    note = (f"<div>showing the newest {len(shown)} of {len(rows)} events</div>"
+            if len(shown) < len(rows) else "")
+    return ("<div style='max-height:360px;overflow:auto;display:flex;"
+            "flex-direction:column-reverse'><div>"
+            f"{note}<table class='meshflow-events' style='font-size:12px'>"
+            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>")
+
+
+def table_text(rows: list[dict[str, Any]]) -> str:
+    """The event rows as aligned plain text."""
+    cells = [[str(c) for c in TEXT_COLUMNS]] + [
+        [_cell(row.get(c)) for c in TEXT_COLUMNS] for row in rows]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(TEXT_COLUMNS) - 1)]
+    return "\n".join(
+        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=False)) + "  " + line[-1]
+        for line in cells).rstrip()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") or "0"
+    return str(value)

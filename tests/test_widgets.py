@@ -1,0 +1,190 @@
+"""The notebook widgets, driven as JupyterLab would drive them (button clicks, typed
+text) but without a browser: the live view, the approval panel, the ledger explorer."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from meshflow_nb import Node, ReplayLedger, Role, WorkflowDefinition
+from meshflow_nb.notebook import ApprovalPanel, LedgerExplorer, LiveView, run_live
+from meshflow_nb.notebook.drawing import STATE_FILLS
+from meshflow_nb.notebook.explorer import DAMAGED_STYLE
+from meshflow_nb.pipelines import build_capstone_pipeline
+
+TASK = "solid-state batteries"
+
+
+@pytest.fixture(autouse=True)
+def _mock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MESHFLOW_MOCK", "1")
+    monkeypatch.delenv("MESHFLOW_HITL", raising=False)
+    monkeypatch.delenv("MESHFLOW_REVIEWER", raising=False)
+
+
+def wait_until(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def ledger_decision(ledger: ReplayLedger, run_id: str) -> dict:
+    events = [e for e in ledger.events(run_id) if e.type.value in ("gate_resume", "gate_reject")]
+    assert len(events) == 1
+    return {"type": events[0].type.value, **events[0].payload}
+
+
+def start(tmp_path: Path, panel: ApprovalPanel, **kwargs):
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline(**kwargs))
+    return ledger, workflow.start(TASK, approver=panel)
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_buttons_decide_the_gate_in_the_reviewers_name(tmp_path: Path, approve: bool) -> None:
+    panel = ApprovalPanel(environ={})
+    ledger, handle = start(tmp_path, panel)
+    wait_until(lambda: panel.waiting)
+    assert not panel.approve_button.disabled
+    assert "Approve this draft" in panel.question.value and "EXTERNAL_IO" in panel.question.value
+    assert "What the analyses found" in panel.draft.value  # the writer's draft
+    panel.reviewer.value = "Ada Lovelace"
+    panel.reason.value = "checked the figures"
+    (panel.approve_button if approve else panel.reject_button).click()
+    result = handle.result(10)
+    assert result.status.value == ("completed" if approve else "rejected_at_gate")
+    publisher = result.nodes.get("publisher")
+    assert (publisher is not None and publisher.status == "completed") is approve
+    recorded = ledger_decision(ledger, result.run_id)
+    assert recorded["reviewer"] == "Ada Lovelace"
+    assert recorded["channel"] == "notebook"
+    assert recorded["reason"] == "checked the figures"
+    assert panel.approve_button.disabled and panel.reject_button.disabled
+    assert "Ada Lovelace" in panel.text()
+
+
+def test_a_click_without_a_reviewer_decides_nothing(tmp_path: Path) -> None:
+    panel = ApprovalPanel(environ={})
+    _, handle = start(tmp_path, panel)
+    wait_until(lambda: panel.waiting)
+    panel.approve_button.click()
+    assert panel.waiting and not handle.done()
+    assert "Type your name in Reviewer" in panel.status.value
+    panel.reviewer.value = "Grace"
+    panel.reject_button.click()
+    assert handle.result(10).status.value == "rejected_at_gate"
+
+
+def test_the_gate_timeout_ends_the_wait(tmp_path: Path) -> None:
+    panel = ApprovalPanel(environ={})
+    ledger, handle = start(tmp_path, panel, gate_timeout_s=0.3)
+    result = handle.result(10)
+    assert result.status.value == "rejected_at_gate"
+    assert ledger_decision(ledger, result.run_id)["channel"] == "timeout"
+    assert not panel.waiting and panel.approve_button.disabled
+    assert "in time" in panel.text()
+
+
+@pytest.mark.parametrize(("kwargs", "environ", "approved", "source"), [
+    ({"decision": "reject"}, {}, False, "decision='reject'"),
+    ({}, {"MESHFLOW_HITL": "approve"}, True, "MESHFLOW_HITL=approve"),
+])
+def test_headless_decisions_are_shown_and_recorded_as_headless(
+        tmp_path: Path, kwargs: dict, environ: dict, approved: bool, source: str) -> None:
+    panel = ApprovalPanel(**kwargs, environ=environ)
+    assert panel.approve_button not in panel.widget.children  # nobody to click
+    ledger, handle = start(tmp_path, panel)
+    result = handle.result(10)
+    recorded = ledger_decision(ledger, result.run_id)
+    assert recorded["channel"] == "headless" and recorded["approved"] is approved
+    assert source in recorded["reason"]
+    assert source in panel.text()
+
+
+def test_a_bad_decision_is_refused_before_anything_runs() -> None:
+    with pytest.raises(ValueError, match="decision='maybe' is not a decision"):
+        ApprovalPanel("maybe", environ={})
+    with pytest.raises(ValueError, match="MESHFLOW_HITL='perhaps'"):
+        ApprovalPanel(environ={"MESHFLOW_HITL": "perhaps"})
+
+
+def test_result_refuses_to_block_the_kernel_while_the_panel_waits(tmp_path: Path) -> None:
+    live = run_live(build_capstone_pipeline(), TASK, show=False)
+    live.panel.reviewer.value = "Ada"
+    wait_until(lambda: live.panel.waiting)
+    with pytest.raises(RuntimeError, match="await live"):
+        live.result()
+    live.panel.approve_button.click()
+    assert live.result(10).status.value == "completed"
+
+
+def fan_out(width: int) -> WorkflowDefinition:
+    workflow = WorkflowDefinition("wide").add_node(Node("start", lambda c: "go", Role.PLANNER))
+    workflow.add_node(Node("join", lambda c: "done", Role.CRITIC))
+    for i in range(width):
+        workflow.add_node(Node(f"n{i}", lambda c: "x", Role.EXECUTOR))
+        workflow.add_edge("start", f"n{i}").add_edge(f"n{i}", "join")
+    return workflow
+
+
+def test_a_200_node_run_is_redrawn_a_few_times_not_per_event() -> None:
+    workflow = fan_out(200)
+    view = LiveView(workflow, throttle_s=0.25)
+    result = workflow.run(TASK, on_event=view)
+    events = len(result.events)
+    assert events > 400
+    assert view.redraws < events / 20, (view.redraws, events)
+    # the last redraw shows the end: every node done, all rows counted
+    assert view._graph.value.count(STATE_FILLS["done"]) >= 202
+    assert view.model.totals["status"] == "completed"
+    assert f"of {events} events" in view._table.value  # only the newest rows are drawn
+
+
+def test_replay_from_the_ledger_gives_the_live_picture(tmp_path: Path) -> None:
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline())
+    live = LiveView(workflow)
+    result = workflow.run(TASK, approver=ApprovalPanel("approve", environ={}), on_event=live)
+    replayed = LiveView(workflow).replay(ledger.events(result.run_id))
+    assert replayed.model.states == live.model.states
+    assert replayed.model.totals["node_executions"] == live.model.totals["node_executions"]
+    assert replayed.text().splitlines()[:8] == live.text().splitlines()[:8]
+
+
+def test_explorer_highlights_a_tamper_after_verify_again(tmp_path: Path) -> None:
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline())
+    result = workflow.run(TASK, approver=ApprovalPanel("approve", environ={}))
+    explorer = LedgerExplorer(ledger, workflow=workflow)
+    assert "VALID" in explorer.summary.value and DAMAGED_STYLE not in explorer.table.value
+    ledger.flush()
+    with duckdb.connect(ledger.location) as db:
+        db.execute("""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2""")
+    explorer.verify_button.click()
+    assert "DAMAGED" in explorer.summary.value and "seq 2: edited" in explorer.summary.value
+    assert DAMAGED_STYLE.split(";")[0] in explorer.table.value
+    assert "edited" in explorer.text()
+    explorer.runs.value = result.run_id
+    explorer.replay_pace_s = 0
+    explorer.replay_button.click()
+    assert explorer.replayed is not None
+    wait_until(lambda: explorer.replayed.model.totals["status"] == "completed")
+    assert explorer.replayed.widget in explorer.replay_box.children
+
+
+def test_replay_without_the_workflow_draws_the_recorded_nodes(tmp_path: Path) -> None:
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline())
+    result = workflow.run(TASK, approver=ApprovalPanel("reject", environ={}))
+    explorer = LedgerExplorer(ledger, run_id=result.run_id, replay_pace_s=0)
+    view = explorer.replay()
+    assert set(view.model.states) == {"researcher", "analyst_a", "analyst_b", "writer",
+                                      "quality_gate", "hitl_gate"}
+    assert view.model.states["hitl_gate"].state == "rejected"
+    assert "human gate" in view.model.svg()
+    with pytest.raises(ValueError, match="choose a run"):
+        LedgerExplorer(ledger).replay()
