@@ -3,6 +3,7 @@
     MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py            # standard mode
     MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py --stream   # one line per event
     MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py --reject   # reviewer says no
+    MESHFLOW_MOCK=1 python3 hands_on/16_production_pipeline.py --no-gate  # exercise 3
 
 The pipeline itself is built in meshflow_nb/pipelines/capstone.py: researcher, two
 analysts in parallel, a writer with a quality loop (at most 2 revisions), a human gate,
@@ -11,6 +12,13 @@ and the publisher (an EXTERNAL_IO action that only runs after approval).
 The full governance stack of section 5 governs every node, every event goes to the
 audit ledger (MESHFLOW_LEDGER_DB, default production.db), and every mode ends by
 verifying its hash chain.
+
+--no-gate is exercise 3's deliberate misconfiguration: the pipeline is built without
+its human gate, so the EXTERNAL_IO publisher is reachable unreviewed, and the
+REGULATED policy's pre-flight rejects the workflow (rule P001) before any node runs.
+The fix is to put the gate back (drop the flag). The exit status is 0 when the run
+ends the way its mode demonstrates (completed, rejected at the gate, rejected by
+pre-flight) and the ledger verifies; 1 otherwise.
 """
 
 from __future__ import annotations
@@ -62,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="print every event as one JSON line as it happens")
     parser.add_argument("--reject", action="store_true",
                         help="the human reviewer rejects the draft at the HITL gate")
+    parser.add_argument("--no-gate", action="store_true",
+                        help="exercise 3: leave out the human gate, so that pre-flight "
+                             "rejects the pipeline before any node runs")
     parser.add_argument("--reviewer", default=os.environ.get("MESHFLOW_REVIEWER", "reviewer"),
                         help="the name recorded with the gate decision")
     parser.add_argument("--task", default=CAPSTONE_TASK, help="what the pipeline works on")
@@ -69,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ledger = ReplayLedger(LEDGER_DB)
     # mock agents when MESHFLOW_MOCK=1
-    pipeline = ledger.attach(build_capstone_pipeline(policy=POLICY))
+    pipeline = ledger.attach(build_capstone_pipeline(policy=POLICY, human_gate=not args.no_gate))
     notes = sys.stderr if args.stream else sys.stdout
     print(POLICY.describe() + "\n", file=notes)
     # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.
@@ -81,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     # Section 7: verify the chain after every run; keep the anchor somewhere else.
     check = ledger.verify_chain(result.run_id)
     print(f"\nLedger {LEDGER_DB}, run {result.run_id}:\n{check.report()}", file=notes)
-    expected = "rejected_at_gate" if args.reject else "completed"
+    expected = ("rejected_preflight" if args.no_gate
+                else "rejected_at_gate" if args.reject else "completed")
     return 0 if result.status.value == expected and check.valid else 1
 
 

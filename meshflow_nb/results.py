@@ -111,10 +111,10 @@ class RunResult:
         governance = self._governance_lines()
         if governance:
             lines.append("  governance: " + "; ".join(governance))
-        if self.error:
-            lines.append(f"  error: {self.error}")
         if self.preflight is not None and not self.preflight.ok:
-            lines.append(str(self.preflight))
+            lines.append(str(self.preflight))  # the error is this report
+        elif self.error:
+            lines.append(f"  error: {self.error}")
         return "\n".join(lines)
 
     def _governance_lines(self) -> list[str]:

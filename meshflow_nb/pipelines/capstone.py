@@ -29,11 +29,15 @@ def build_capstone_pipeline(
     gate_timeout_s: float | None = None,
     name: str = "production_pipeline",
     policy: Policy | None = None,
+    human_gate: bool = True,
 ) -> WorkflowDefinition:
     """Build the capstone workflow.
 
     ``agents`` maps node ids to agents (any you leave out get the mock agent in mock
     mode); ``quality_scores`` forces the mock critic's scores, one per draft.
+    ``human_gate=False`` leaves the gate out, so quality_gate feeds the publisher
+    directly: the deliberate misconfiguration of exercise 3, which a REGULATED policy's
+    pre-flight rejects (P001) before any node runs.
     """
     chosen = {**_mock_agents(quality_scores), **(agents or {})}
     missing = [a for a in AGENT_IDS if a not in chosen]
@@ -55,9 +59,14 @@ def build_capstone_pipeline(
         .add_node(Node("quality_gate", chosen["quality_gate"], Role.CRITIC, RiskTier.READ_ONLY,
                        exports=["quality_score", "feedback"],
                        description="Score the draft against the quality rubric"))
-        .add_node(HumanGate("hitl_gate", timeout_s=gate_timeout_s, content_from="writer",
-                            prompt="Approve this draft for publication?",
-                            description="A human reviewer checks the draft before publishing"))
+    )
+    if human_gate:
+        workflow.add_node(HumanGate("hitl_gate", timeout_s=gate_timeout_s, content_from="writer",
+                                    prompt="Approve this draft for publication?",
+                                    description="A human reviewer checks the draft before "
+                                                "publishing"))
+    approved_goes_to = "hitl_gate" if human_gate else "publisher"
+    (workflow
         .add_node(Node("publisher", chosen["publisher"], Role.ORCHESTRATOR, RiskTier.EXTERNAL_IO,
                        description="Finalize and publish after human approval"))
         .add_edge("researcher", "analyst_a")
@@ -68,14 +77,15 @@ def build_capstone_pipeline(
         .add_conditional_edge(source="quality_gate", target="writer",
                               condition=f"quality_score < {QUALITY_THRESHOLD}",
                               max_iterations=max_revisions)
-        .add_conditional_edge(source="quality_gate", target="hitl_gate",
-                              condition=f"quality_score >= {QUALITY_THRESHOLD}")
-        .add_edge("hitl_gate", "publisher")
-    )
+        .add_conditional_edge(source="quality_gate", target=approved_goes_to,
+                              condition=f"quality_score >= {QUALITY_THRESHOLD}"))
+    if human_gate:
+        workflow.add_edge("hitl_gate", "publisher")
     if agents is None:  # rebuildable from its arguments alone: a paused run can resume
         workflow.builder = {"function": f"{__name__}:build_capstone_pipeline", "kwargs": {
             "quality_scores": list(quality_scores) if quality_scores else None,
-            "max_revisions": max_revisions, "gate_timeout_s": gate_timeout_s, "name": name}}
+            "max_revisions": max_revisions, "gate_timeout_s": gate_timeout_s, "name": name,
+            "human_gate": human_gate}}
     return workflow
 
 
