@@ -55,13 +55,33 @@ def test_stream_mode_prints_one_json_event_per_line():
     assert "completed" in proc.stderr  # the human summary goes beside the stream
 
 
-def test_reject_mode_stops_at_the_gate_and_names_the_reviewer():
+def test_reject_mode_stops_at_the_gate_and_names_the_reviewer(ledger_file):
     proc = run(str(SCRIPT), "--reject", "--reviewer", "dana")
     assert proc.returncode == 0, proc.stderr
     assert "rejected_at_gate" in proc.stdout
     assert "REJECTED by dana" in proc.stdout
     assert "done    publisher" not in proc.stdout
     assert "Ledger chain VALID" in proc.stdout
+    with duckdb.connect(str(ledger_file)) as con:
+        rows = con.execute("SELECT event_type, node_id, payload FROM ledger_entries "
+                           "ORDER BY seq").fetchall()
+    kinds = [(kind, node) for kind, node, _ in rows]
+    assert ("node_complete", "writer") in kinds and ("gate_reject", "hitl_gate") in kinds
+    assert ("node_start", "publisher") not in kinds
+    decision = next(json.loads(p) for kind, _, p in rows if kind == "gate_reject")
+    assert decision["reviewer"] == "dana" and decision["approved"] is False
+
+
+def test_no_gate_mode_is_rejected_by_preflight_before_any_node(ledger_file):
+    proc = run(str(SCRIPT), "--no-gate")
+    assert proc.returncode == 0, proc.stderr  # the outcome this mode demonstrates
+    assert "rejected_preflight" in proc.stdout
+    assert "[P001 ungated-risky-node] node 'publisher'" in proc.stdout
+    assert "done " not in proc.stdout
+    with duckdb.connect(str(ledger_file)) as con:
+        kinds = [k for (k,) in con.execute(
+            "SELECT event_type FROM ledger_entries ORDER BY seq").fetchall()]
+    assert kinds == ["run_start", "preflight_rejected", "run_complete"]
 
 
 def test_the_course_tamper_exercise_is_caught_by_the_cli(ledger_file):

@@ -1,0 +1,83 @@
+"""Run lesson notebooks headlessly (papermill) and keep their checked outputs current.
+
+Used by tests/test_lessons.py; run as a script (``./dev lessons``) it re-executes each
+lesson and stores the outputs of the cells tagged ``nbval-check-output`` in the source
+notebook, leaving every other cell without output: notebooks are source, and only the
+deterministic outputs that nbval compares are committed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import nbformat
+import papermill
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
+CHECKED_TAG = "nbval-check-output"
+DECISION_PARAMETER = "hitl_decision"
+
+
+def has_gate_parameter(path: Path) -> bool:
+    """The lesson takes a headless gate decision (its parameters cell names it)."""
+    notebook = nbformat.read(path, as_version=4)
+    return any("parameters" in cell.metadata.get("tags", [])
+               and DECISION_PARAMETER in cell.source for cell in notebook.cells)
+
+
+def decisions_for(path: Path) -> list[str | None]:
+    """Approve and reject where the lesson has a gate; one plain run otherwise."""
+    return ["approve", "reject"] if has_gate_parameter(path) else [None]
+
+
+def execute(path: Path, workdir: Path, decision: str | None) -> nbformat.NotebookNode:
+    """Execute the lesson with ``workdir`` as its directory (its ledgers land there) and
+    return the executed notebook; a cell error raises PapermillExecutionError. Lessons
+    set MESHFLOW_MOCK=1 themselves."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = workdir / f"{path.stem}.{decision or 'run'}.ipynb"
+    parameters = {DECISION_PARAMETER: decision} if decision else {}
+    return papermill.execute_notebook(
+        str(path), str(out), parameters=parameters, cwd=str(workdir), kernel_name="python3",
+        progress_bar=False, log_output=False, execution_timeout=300)
+
+
+def execute_all(jobs: list[tuple[Path, Path, str | None]]) -> list[nbformat.NotebookNode]:
+    """Execute several lessons at once: each in its own kernel, driven from threads."""
+    with ThreadPoolExecutor(max_workers=min(4, len(jobs) or 1)) as pool:
+        return list(pool.map(lambda job: execute(*job), jobs))
+
+
+def is_checked(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "code" and CHECKED_TAG in cell.metadata.get("tags", [])
+
+
+def refresh(path: Path, workdir: Path) -> None:
+    """Store the checked cells' fresh outputs in the lesson; clear all the others."""
+    executed = execute(path, workdir, "approve" if has_gate_parameter(path) else None)
+    source = nbformat.read(path, as_version=4)
+    ran_cells = [c for c in executed.cells
+                 if "injected-parameters" not in c.metadata.get("tags", [])]
+    for cell, ran in zip(source.cells, ran_cells, strict=True):
+        if cell.cell_type != "code":
+            continue
+        checked = is_checked(cell)
+        cell.outputs = ran.outputs if checked else []
+        cell.execution_count = ran.execution_count if checked else None  # nbval needs it
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    nbformat.validate(source)
+    nbformat.write(source, path)
+
+
+if __name__ == "__main__":
+    scratch = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / ".lesson-refresh")
+    shutil.rmtree(scratch, ignore_errors=True)
+    for lesson in LESSONS:
+        refresh(lesson, scratch / lesson.stem)
+        print(f"refreshed {lesson.relative_to(ROOT)}")
+    shutil.rmtree(scratch, ignore_errors=True)
