@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,34 @@ def test_failed_run_is_shown_not_raised(shell: InteractiveShell, shown: list[Any
     shell.run_line_magic("meshflow_run", "bad t --var r")
     assert shell.user_ns["r"].status is RunStatus.FAILED
     assert "status failed" in shown[-1].data and "agent broke" in shown[-1].data
+
+
+def test_run_live_returns_at_once_and_the_buttons_decide(
+        shell: InteractiveShell, ledger: ReplayLedger, monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshflow_nb.notebook import live as live_module
+
+    shown_live: list[Any] = []
+    monkeypatch.setattr(live_module, "display", lambda *objs: shown_live.extend(objs))
+    shell.run_line_magic("meshflow_run", "wf solid-state batteries --live --var live")
+    live = shell.user_ns["live"]
+    assert [type(o).__name__ for o in shown_live] == ["LiveView", "ApprovalPanel"]
+    deadline = time.monotonic() + 10
+    while not live.panel.waiting:  # the cell returned; the run goes on to the gate
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    live.panel.reviewer.value = "Ada"
+    live.panel.approve_button.click()
+    result = live.handle.result(10)
+    assert result.status.value == "completed"
+    assert result.decisions[0].reviewer == "Ada" and result.decisions[0].channel == "notebook"
+
+
+def test_run_live_with_reject_is_headless(shell: InteractiveShell, ledger: ReplayLedger,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from meshflow_nb.notebook import live as live_module
+
+    monkeypatch.setattr(live_module, "display", lambda *objs: None)
+    shell.run_line_magic("meshflow_run", "wf batteries --live --reject --reviewer kim --var lr")
+    result = shell.user_ns["lr"].handle.result(10)
+    assert result.status.value == "rejected_at_gate"
+    assert result.decisions[0].reviewer == "kim" and result.decisions[0].channel == "headless"
