@@ -396,9 +396,13 @@ def jupyterlab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterLabS
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser() -> Iterator[Browser]:
-    """Headless Chromium (the system one; Playwright's own browsers are not downloaded)."""
+    """Headless Chromium (the system one; Playwright's own browsers are not downloaded).
+
+    Module-scoped: while Playwright's sync API is alive, the main thread has a running
+    event loop, and every later test that calls asyncio.run() would fail.
+    """
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(f"Chromium not found at {CHROMIUM}; install Debian's chromium package "
                     "(./dev test does) or set MESHFLOW_CHROMIUM")
