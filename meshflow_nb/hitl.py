@@ -80,8 +80,9 @@ class Decision:
 
 Approver = Callable[[GateRequest], "Decision | Awaitable[Decision]"]
 
-_VERDICTS = {"approve": True, "approved": True, "yes": True,
-             "reject": False, "rejected": False, "no": False}
+VERDICTS = {"approve": True, "approved": True, "yes": True,
+            "reject": False, "rejected": False, "no": False}
+"""The words a headless decision may use (``MESHFLOW_HITL``, a notebook parameter)."""
 STORE_SETTING = "store"
 """``MESHFLOW_HITL=store``: wait for a decision written by ``meshflow-nb approve``."""
 
@@ -93,7 +94,7 @@ def headless_approver(environ: Mapping[str, str] | None = None) -> Approver:
     """
     env = os.environ if environ is None else environ
     setting = env.get("MESHFLOW_HITL", "approve").strip().lower()
-    if setting not in _VERDICTS:
+    if setting not in VERDICTS:
         raise ApprovalConfigError(
             f"MESHFLOW_HITL={env.get('MESHFLOW_HITL')!r} is not understood; "
             "set it to 'approve' or 'reject', or to 'store' to wait for "
@@ -102,7 +103,7 @@ def headless_approver(environ: Mapping[str, str] | None = None) -> Approver:
     reviewer = env.get("MESHFLOW_REVIEWER", "headless")
     reason = (f"MESHFLOW_HITL={setting}" if "MESHFLOW_HITL" in env
               else "no approver configured: default approve")
-    return fixed_approver(_VERDICTS[setting], reviewer, reason)
+    return fixed_approver(VERDICTS[setting], reviewer, reason)
 
 
 def fixed_approver(approved: bool, reviewer: str, reason: str = "",

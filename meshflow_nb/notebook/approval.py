@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from ..hitl import Decision, GateRequest
+from ..hitl import VERDICTS, Decision, GateRequest
 from .fallback import FallbackDisplay
 
 NOTEBOOK_CHANNEL = "notebook"
@@ -36,8 +36,6 @@ HEADLESS_CHANNEL = "headless"
 
 DRAFT_CHARS = 4000
 """Characters of the draft shown; the rest is summarised."""
-
-_VERDICTS = {"approve": True, "approved": True, "reject": False, "rejected": False}
 
 
 @dataclass
@@ -97,7 +95,8 @@ class ApprovalPanel(FallbackDisplay):
             return self._record(Decision(
                 approved, self._headless_reviewer, f"no person present: decision from {source}",
                 channel=HEADLESS_CHANNEL, node_id=request.node_id), request)
-        ask = _Ask(request, asyncio.get_running_loop(), asyncio.get_running_loop().create_future())
+        loop = asyncio.get_running_loop()
+        ask = _Ask(request, loop, loop.create_future())
         with self._lock:
             self._asks.append(ask)
         self._update()
@@ -147,11 +146,14 @@ class ApprovalPanel(FallbackDisplay):
     def _say(self, message: str) -> None:
         self.status.value = f"<i>{html.escape(message)}</i>"
 
-    def _update(self) -> None:
-        """Show the first waiting gate (or the last decided one) and enable the buttons."""
+    def _current(self) -> GateRequest | None:
+        """The gate on show: the first one waiting, else the last one decided."""
         with self._lock:
-            current = self._asks[0].request if self._asks else self._shown
-            waiting = bool(self._asks)
+            return self._asks[0].request if self._asks else self._shown
+
+    def _update(self) -> None:
+        """Show the current gate and enable the buttons while it waits."""
+        current, waiting = self._current(), self.waiting
         self.question.value = _question_html(current)
         self.draft.value = _draft_html(current)
         self.approve_button.disabled = self.reject_button.disabled = not waiting
@@ -160,8 +162,7 @@ class ApprovalPanel(FallbackDisplay):
 
     def text(self) -> str:
         """The gate, the draft's start and the decision, as plain text."""
-        with self._lock:
-            current = self._asks[0].request if self._asks else self._shown
+        current = self._current()
         if current is None:
             return f"Human gate panel: {self._status_text}"
         draft = _draft_text(current.content)
@@ -172,8 +173,7 @@ class ApprovalPanel(FallbackDisplay):
 
     def html(self) -> str:
         """The gate, the draft and the decision as static HTML (no buttons)."""
-        with self._lock:
-            current = self._asks[0].request if self._asks else self._shown
+        current = self._current()
         return (_question_html(current) + _draft_html(current)
                 + f"<p><b>{html.escape(self._status_text)}</b></p>")
 
@@ -190,10 +190,10 @@ def _headless_setting(decision: str | None, env: Mapping[str, str]) -> tuple[boo
 
 def _verdict(value: str, name: str) -> bool:
     key = str(value).strip().lower()
-    if key not in _VERDICTS:
+    if key not in VERDICTS:
         raise ValueError(f"{name}={value!r} is not a decision: use 'approve' or 'reject', "
                          "or leave it unset to decide with the buttons")
-    return _VERDICTS[key]
+    return VERDICTS[key]
 
 
 def _settle(future: asyncio.Future[Decision], decision: Decision) -> None:

@@ -193,19 +193,25 @@ def _svg(workflow: WorkflowDefinition) -> str:
         raise UsageError(str(err)) from None
 
 
-def _approver(args: Any) -> Approver | None:
-    """A fixed headless decision for ``--approve``/``--reject``; else the usual rules."""
+def _decision(args: Any) -> str | None:
+    """"approve" or "reject" from the flags, None when neither is given."""
     if args.approve and args.reject:
         raise UsageError("give either --approve or --reject, not both")
-    if not (args.approve or args.reject):
+    return "approve" if args.approve else "reject" if args.reject else None
+
+
+def _approver(args: Any) -> Approver | None:
+    """A fixed headless decision for ``--approve``/``--reject``; else the usual rules."""
+    decision = _decision(args)
+    if decision is None:
         return None
-    return fixed_approver(args.approve, args.reviewer, reason="decided by %meshflow_run")
+    return fixed_approver(decision == "approve", args.reviewer,
+                          reason="decided by %meshflow_run")
 
 
 def _run_live(workflow: WorkflowDefinition, task: str, args: Any) -> LiveRun:
     """Start under the live view; the gate decision from the flags, or the buttons."""
-    _approver(args)  # the same check of --approve/--reject
-    decision = "approve" if args.approve else "reject" if args.reject else None
+    decision = _decision(args)
     reviewer = args.reviewer if decision else None
     try:
         return run_live(workflow, task, decision=decision, reviewer=reviewer)
