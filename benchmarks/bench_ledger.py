@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ NODES = (("researcher", "researcher"), ("analyst_a", "executor"), ("analyst_b", 
          ("writer", "executor"), ("quality_gate", "critic"), ("editor", "executor"),
          ("publisher", "orchestrator"))
 """The ten node executions of a generated run (writer and critic run twice)."""
-START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 VERIFY_ROUNDS, VERIFY_WARMUP, PASS_ROUNDS = 7, 1, 3
 OVERHEAD_RUNS, OVERHEAD_WARMUP = 300, 30

@@ -17,7 +17,7 @@ import json
 import os
 import platform
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -66,7 +66,7 @@ def package_versions(names: tuple[str, ...]) -> dict[str, str | None]:
 def run_one(name: str) -> dict[str, Any]:
     """Run one benchmark module and wrap its report with the run's context."""
     module = load(name)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     report = module.main()
     return {
         "benchmark": name,

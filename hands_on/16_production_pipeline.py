@@ -33,9 +33,9 @@ from meshflow_nb import (
     Policy,
     PolicyMode,
     RiskTier,
+    fixed_approver,
+    run_and_print,
 )
-from meshflow_nb.console import run_and_print
-from meshflow_nb.hitl import fixed_approver
 from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 

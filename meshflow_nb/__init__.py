@@ -1,7 +1,8 @@
 """meshflow_nb: governed multi-agent workflows you can watch, gate and audit.
 
-The engine (graph, conditions, runner, events, ledger, policy) runs without Jupyter;
-`%load_ext meshflow_nb` adds the notebook layer on top.
+The engine (model, engine, policy, hitl, ledger) runs without Jupyter;
+`%load_ext meshflow_nb` adds the notebook layer on top. docs/architecture.md draws the
+layers; docs/api.md lists every public name below.
 """
 
 from __future__ import annotations
@@ -9,23 +10,34 @@ from __future__ import annotations
 from typing import Any
 
 from .agents.base import AgentResult, NodeContext
+from .agents.pricing import UnknownModelError
+from .cli.console import run_and_print
+from .engine.launch import RunHandle
+from .engine.results import NodeRun, RunResult, Totals
+from .errors import ConfigError, MeshflowError, UnknownNodeError
 from .events import EventType, MeshEvent
-from .graph import Edge, HumanGate, Node
-from .hitl import Decision, GateRequest
-from .launch import RunHandle
-from .policy import CircuitBreakerConfig, HumanInLoopConfig, Policy, PolicyMode
-from .preflight import PreflightReport, Problem
-from .results import NodeRun, RunResult, RunStatus
-from .roles import RiskTier, Role
+from .hitl.local import fixed_approver
+from .hitl.requests import ApprovalConfigError, ApprovalError, Decision, GateRequest
+from .ledger.errors import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
+from .model.conditions import ConditionError, ConditionEvalError, ConditionSyntaxError
+from .model.graph import Edge, HumanGate, Node
+from .model.preflight import PreflightReport, Problem
+from .model.roles import RiskTier, Role
+from .model.status import RunStatus
+from .policy.circuit import CircuitBreakerConfig, CircuitOpenError
+from .policy.config import HumanInLoopConfig, Policy, PolicyMode
+from .version import __version__
 from .workflow import WorkflowDefinition
 
-__version__ = "0.1.0"
-
 __all__ = [
-    "AgentResult", "CircuitBreakerConfig", "Decision", "Edge", "EventType", "GateRequest",
-    "HumanGate", "HumanInLoopConfig", "MeshEvent", "Node", "NodeContext", "NodeRun", "Policy",
-    "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role", "RunHandle",
-    "RunResult", "RunStatus", "WorkflowDefinition", "__version__",
+    "AgentResult", "ApprovalConfigError", "ApprovalError", "CircuitBreakerConfig",
+    "CircuitOpenError", "ConditionError", "ConditionEvalError", "ConditionSyntaxError",
+    "ConfigError", "Decision", "Edge", "EventType", "GateRequest", "HumanGate",
+    "HumanInLoopConfig", "ImmutableLedgerError", "LedgerBusyError", "LedgerError",
+    "LedgerWriteError", "MeshEvent", "MeshflowError", "Node", "NodeContext", "NodeRun",
+    "Policy", "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role",
+    "RunHandle", "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
+    "WorkflowDefinition", "__version__", "fixed_approver", "run_and_print",
 ]
 
 
@@ -33,7 +45,7 @@ def __getattr__(name: str) -> Any:
     """``ReplayLedger`` is imported on first use: it brings pandas and DuckDB, which a
     workflow that keeps no ledger does not need at import time."""
     if name == "ReplayLedger":
-        from .ledger import ReplayLedger
+        from .ledger.replay import ReplayLedger
 
         return ReplayLedger
     raise AttributeError(f"module 'meshflow_nb' has no attribute {name!r}")

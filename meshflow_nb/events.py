@@ -11,14 +11,14 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-class EventType(str, Enum):
+class EventType(StrEnum):
     """Every kind of event a run can emit; the first seven are the course's."""
 
     RUN_START = "run_start"
@@ -40,8 +40,6 @@ class EventType(str, Enum):
     NODE_RETRY = "node_retry"
     CIRCUIT_STATE = "circuit_state"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -109,7 +107,7 @@ def _is_short(value: Any) -> bool:
 
 def utc_now() -> str:
     """ISO-8601 UTC timestamp with microseconds, the format every event uses."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 Subscriber = Callable[[MeshEvent], None]

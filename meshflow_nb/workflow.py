@@ -14,14 +14,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+from .engine.launch import RunHandle, run_blocking, stream_async, stream_blocking
+from .engine.results import RunResult
+from .engine.run import Run
 from .events import EventBus, MeshEvent, Subscriber
-from .graph import Agent, Edge, Node
-from .hitl import Approver
-from .launch import RunHandle, run_blocking, stream_async, stream_blocking
+from .hitl.requests import Approver
+from .model.graph import Agent, Edge, Node
+from .model.preflight import PreflightReport
 from .policy.config import Policy
-from .preflight import PreflightReport
-from .results import RunResult
-from .runner import Run
 
 
 class WorkflowDefinition:

@@ -33,17 +33,18 @@ from meshflow_nb import (
     Role,
     RunStatus,
     WorkflowDefinition,
-    cli,
 )
-from meshflow_nb.approvals import (
+from meshflow_nb.cli.commands import main as cli_main
+from meshflow_nb.hitl import (
     ApprovalError,
+    GateRequest,
     StoreApprover,
     WebhookApprover,
     pending_requests,
+    resolve_approver,
     submit_decision,
     verify_signature,
 )
-from meshflow_nb.hitl import GateRequest, resolve_approver
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "s3cret-for-tests-" + "q" * 24
@@ -254,10 +255,10 @@ def test_the_store_approver_and_the_cli_agree_on_one_decision(capsys):
         assert request["node_id"] == "gate/a.b" and request["content_truncated"] is True
         assert len(request["content_preview"]) == 2000
 
-        assert cli.main(["approve", "r2", "--reviewer", "dana"]) == 2
-        assert cli.main(["approve", "r1", "--reviewer", "dana", "--node", "other"]) == 2
-        assert cli.main(["approve", "r1", "--reviewer", "  "]) == 2
-        assert cli.main(["approve", "r1", "--reviewer", "dana", "--reason", "ok"]) == 0
+        assert cli_main(["approve", "r2", "--reviewer", "dana"]) == 2
+        assert cli_main(["approve", "r1", "--reviewer", "dana", "--node", "other"]) == 2
+        assert cli_main(["approve", "r1", "--reviewer", "  "]) == 2
+        assert cli_main(["approve", "r1", "--reviewer", "dana", "--reason", "ok"]) == 0
         with pytest.raises(ApprovalError, match="already been decided"):
             submit_decision("r1", False, "erin")
         return await waiting

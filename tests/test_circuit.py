@@ -353,7 +353,7 @@ def test_a_timeout_counts_as_a_failure() -> None:
 def test_a_raised_timeout_error_opens_the_breaker() -> None:
     breaker, _, events = make(CircuitBreakerConfig(max_retries=0, failure_threshold=1))
     with pytest.raises(asyncio.TimeoutError):
-        run(breaker.call(Agent(asyncio.TimeoutError())))
+        run(breaker.call(Agent(TimeoutError())))
     assert breaker.state is BreakerState.OPEN
     assert kinds(events) == [("circuit_state", "closed", "open")]
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from meshflow_nb.conditions import (
+from meshflow_nb.model.conditions import (
     MAX_DEPTH,
     MAX_LENGTH,
     And,

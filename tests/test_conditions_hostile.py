@@ -19,7 +19,7 @@ import pytest
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from meshflow_nb.conditions import (
+from meshflow_nb.model.conditions import (
     MAX_LENGTH,
     Condition,
     ConditionEvalError,

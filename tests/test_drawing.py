@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from meshflow_nb import EventType, WorkflowDefinition
-from meshflow_nb.graph import Node
 from meshflow_nb.hitl import fixed_approver
+from meshflow_nb.model.graph import Node
+from meshflow_nb.model.roles import Role
 from meshflow_nb.notebook.drawing import (
     STATE_FILLS,
     GraphvizNotInstalled,
@@ -18,7 +19,6 @@ from meshflow_nb.notebook.drawing import (
 )
 from meshflow_nb.notebook.runview import NodeView, RunView
 from meshflow_nb.pipelines import build_capstone_pipeline
-from meshflow_nb.roles import Role
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None,
                                 reason="Graphviz 'dot' not installed; ./dev test installs it")

@@ -28,7 +28,7 @@ from meshflow_nb.agents.pricing import (
     cost_usd,
     price_for,
 )
-from meshflow_nb.roles import Role
+from meshflow_nb.model.roles import Role
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
@@ -109,7 +109,7 @@ def test_a_fresh_process_writes_the_same_text():
         "import asyncio\n"
         "from meshflow_nb.agents.base import NodeContext\n"
         "from meshflow_nb.agents.mock import MockAgent\n"
-        "from meshflow_nb.roles import Role\n"
+        "from meshflow_nb import Role\n"
         f"ctx = NodeContext('r', 'researcher', 'researcher', {TASK!r}, {{}}, {{}}, {{}})\n"
         "print(asyncio.run(MockAgent(Role.RESEARCHER, seed=3)(ctx)).text, end='')\n"
     )

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class NodeContext:
@@ -59,11 +61,11 @@ class AgentResult:
         for name in ("uncertainty", "confidence"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
-                raise ValueError(f"AgentResult.{name} must be between 0 and 1, got {value!r}")
+                raise ConfigError(f"AgentResult.{name} must be between 0 and 1, got {value!r}")
         if self.uncertainty is None and self.confidence is not None:
             self.uncertainty = 1.0 - self.confidence
         if self.tokens_in < 0 or self.tokens_out < 0:
-            raise ValueError("AgentResult token counts cannot be negative")
+            raise ConfigError("AgentResult token counts cannot be negative")
         if self.output is None:
             self.output = self.text
 

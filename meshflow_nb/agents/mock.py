@@ -21,9 +21,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from meshflow_nb.agents.base import AgentResult, NodeContext
-from meshflow_nb.agents.pricing import DEFAULT_MODEL, cost_usd
-from meshflow_nb.roles import Role
+from ..errors import ConfigError
+from ..model.roles import Role
+from .base import AgentResult, NodeContext
+from .pricing import DEFAULT_MODEL, cost_usd
 
 MOCK_VAR = "MESHFLOW_MOCK"
 SEED_VAR = "MESHFLOW_MOCK_SEED"
@@ -59,7 +60,7 @@ def mock_seed(environ: Mapping[str, str] | None = None) -> int:
     try:
         return int(raw)
     except ValueError:
-        raise ValueError(f"{SEED_VAR} must be an integer, got {raw!r}") from None
+        raise ConfigError(f"{SEED_VAR} must be an integer, got {raw!r}") from None
 
 
 def mock_latency_s(environ: Mapping[str, str] | None = None) -> float:
@@ -72,7 +73,7 @@ def mock_latency_s(environ: Mapping[str, str] | None = None) -> float:
     except ValueError:
         latency = math.nan
     if not (math.isfinite(latency) and latency >= 0):
-        raise ValueError(
+        raise ConfigError(
             f"{LATENCY_VAR} must be a number of seconds >= 0 (0 = no delay), got {raw!r}"
         )
     return latency
@@ -764,7 +765,7 @@ class MockAgent:
     def __post_init__(self) -> None:
         self.role = Role(self.role)
         if self.latency_s is not None and not self.latency_s >= 0:
-            raise ValueError(f"latency_s must be >= 0, got {self.latency_s!r}")
+            raise ConfigError(f"latency_s must be >= 0, got {self.latency_s!r}")
 
     @property
     def _profile(self) -> _Profile:
@@ -820,9 +821,9 @@ class MockCritic(MockAgent):
         if self.scores is not None:
             self.scores = tuple(self.scores)
             if not self.scores or not all(0.0 <= s <= 1.0 for s in self.scores):
-                raise ValueError(f"scores must be 0..1 and not empty, got {self.scores}")
+                raise ConfigError(f"scores must be 0..1 and not empty, got {self.scores}")
         if not 0.0 <= self.threshold <= 1.0:
-            raise ValueError(f"threshold must be 0..1, got {self.threshold!r}")
+            raise ConfigError(f"threshold must be 0..1, got {self.threshold!r}")
 
     def _work(self, ctx: NodeContext, rng: random.Random) -> _Work:
         score = self._score(ctx.iteration, rng, _applied_lessons(ctx))

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from ..errors import ConfigError, MeshflowError
+
 
 @dataclass(frozen=True)
 class ModelPrice:
@@ -23,7 +25,7 @@ class ModelPrice:
     """"small" | "medium" | "large"; used for energy and carbon estimates."""
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(MeshflowError, KeyError):
     """A model that is not in the price table; the message lists the known ones."""
 
     def __init__(self, model: str, known: list[str]) -> None:
@@ -71,7 +73,7 @@ def cost_usd(
 ) -> float:
     """USD cost of one call: tokens times the per-million-token list price."""
     if tokens_in < 0 or tokens_out < 0:
-        raise ValueError("token counts cannot be negative")
+        raise ConfigError("token counts cannot be negative", argument="tokens_in/tokens_out")
     price = price_for(model, prices)
     return (
         tokens_in * price.input_usd_per_mtok + tokens_out * price.output_usd_per_mtok

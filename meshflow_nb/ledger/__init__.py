@@ -1,15 +1,37 @@
-"""The audit ledger: every event of every run, hash-chained, on DuckDB or PostgreSQL."""
+"""The audit ledger: every event of every run, hash-chained, on DuckDB or PostgreSQL.
 
-from .anchor import Anchor, save_anchors
-from .forensics import Damage, Problem
-from .replay import DEFAULT_LEDGER, ReplayLedger, default_location
-from .schema import GENESIS
-from .stores import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
-from .verify import VerificationResult
-from .writer import Durability
+The names are loaded on first use: the ledger brings pandas and DuckDB, which the
+engine (and ``import meshflow_nb``) must not pay for when no ledger is opened.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
+from .location import DEFAULT_LEDGER, default_location
+
+_LAZY = {
+    "Anchor": "anchor", "save_anchors": "anchor", "Damage": "forensics", "Problem": "forensics",
+    "ReplayLedger": "replay", "GENESIS": "schema", "VerificationResult": "verify",
+    "Durability": "writer",
+}
 
 __all__ = [
     "DEFAULT_LEDGER", "GENESIS", "Anchor", "Damage", "Durability", "ImmutableLedgerError",
     "LedgerBusyError", "LedgerError", "LedgerWriteError", "Problem", "ReplayLedger",
     "VerificationResult", "default_location", "save_anchors",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

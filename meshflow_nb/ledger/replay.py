@@ -21,11 +21,11 @@ import pandas as pd
 
 from ..events import EventType, MeshEvent
 from .anchor import Anchor, new_anchor
+from .errors import ImmutableLedgerError, LedgerError
 from .hashing import row_event
+from .location import default_location
 from .schema import ENTRY_COLUMNS
 from .stores import (
-    ImmutableLedgerError,
-    LedgerError,
     PostgresStore,
     Store,
     is_read_only,
@@ -37,17 +37,11 @@ from .writer import Durability, LedgerWriter, close_all_writers
 if TYPE_CHECKING:
     from ..workflow import WorkflowDefinition
 
-DEFAULT_LEDGER = "meshflow_ledger.duckdb"
 EXPORT_FORMAT = "meshflow-ledger-run"
 
 _stores: dict[str, Store] = {}
 _writers: dict[tuple[int, Durability], LedgerWriter] = {}
 _stores_lock = threading.Lock()
-
-
-def default_location() -> str:
-    """``MESHFLOW_LEDGER_DB``, else ``meshflow_ledger.duckdb`` in the working directory."""
-    return os.environ.get("MESHFLOW_LEDGER_DB") or DEFAULT_LEDGER
 
 
 class ReplayLedger:

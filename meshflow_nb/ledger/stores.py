@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ..events import EventType
+from .errors import LedgerBusyError, LedgerError
 from .hashing import Row, chain_rows, to_json_text
 from .schema import ENTRY_COLUMNS, RUN_COLUMNS, create_statements
 
@@ -34,22 +35,6 @@ ENTRY_NAMES = [name for name, _ in ENTRY_COLUMNS]
 _SELECT_ENTRIES = ", ".join(
     f"CAST({n} AS DECIMAL(18, 9)) AS {n}" if kind.startswith("DECIMAL") else n
     for n, kind in ENTRY_COLUMNS)
-
-
-class LedgerError(Exception):
-    """Base class of the ledger's errors."""
-
-
-class LedgerBusyError(LedgerError):
-    """Another process holds the DuckDB file: the message says who and what to do."""
-
-
-class LedgerWriteError(LedgerError):
-    """A batch could not be written; its events are kept and retried."""
-
-
-class ImmutableLedgerError(LedgerError):
-    """An update or delete was attempted on an immutable ledger."""
 
 
 class Store:

@@ -22,11 +22,12 @@ import logging
 import threading
 import time
 import weakref
-from enum import Enum
+from enum import StrEnum
 
 from ..events import EventType, MeshEvent
+from .errors import LedgerWriteError
 from .hashing import Row, event_row
-from .stores import LedgerWriteError, Store
+from .stores import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +38,12 @@ MAX_BATCH = 1000
 """A batch this large is committed without lingering."""
 
 
-class Durability(str, Enum):
+class Durability(StrEnum):
     """When an event is committed relative to the run that emitted it."""
 
     STEP = "step"
     EVENT = "event"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 BARRIERS = frozenset({EventType.GATE_PAUSE, EventType.RUN_COMPLETE})

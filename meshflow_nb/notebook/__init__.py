@@ -4,7 +4,7 @@ Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine
 imports it.
 """
 
-from .approval import ApprovalPanel
+from .approval_panel import ApprovalPanel
 from .explorer import LedgerView, explore
 from .ledger_widget import LedgerExplorer
 from .live import LiveRun, run_live

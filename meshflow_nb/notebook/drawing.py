@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import graphviz
 
-from ..graph import Edge, Node, Topology
-from ..roles import RiskTier, Role
+from ..model.graph import Edge, Node, Topology
+from ..model.roles import RiskTier, Role
 
 if TYPE_CHECKING:
     from .runview import NodeView

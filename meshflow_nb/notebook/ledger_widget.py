@@ -18,9 +18,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..errors import ConfigError
 from ..events import EventType, MeshEvent
-from ..graph import HumanGate, Node
 from ..ledger.replay import ReplayLedger
+from ..model.graph import HumanGate, Node
 from .explorer import LedgerView, explore
 from .fallback import FallbackDisplay
 from .liveview import LiveView
@@ -74,7 +75,7 @@ class LedgerExplorer(FallbackDisplay):
         """Replay a run's recorded events into a new `LiveView` below the table."""
         chosen = run_id or self.run_id
         if chosen is None:
-            raise ValueError("choose a run to replay: pass run_id=... or pick it in the list")
+            raise ConfigError("choose a run to replay: pass run_id=... or pick it in the list")
         events = self.ledger.events(chosen)
         view = LiveView(self.workflow or recorded_workflow(events))
         self.replay_box.children = [widgets.HTML(f"<b>Replay of run {html.escape(chosen)}</b>"),

@@ -15,10 +15,10 @@ from typing import Any
 
 from IPython.display import display
 
-from ..launch import RunHandle
-from ..results import RunResult
+from ..engine.launch import RunHandle
+from ..engine.results import RunResult
 from ..workflow import WorkflowDefinition
-from .approval import ApprovalPanel
+from .approval_panel import ApprovalPanel
 from .liveview import LiveView
 
 

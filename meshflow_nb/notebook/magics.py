@@ -24,11 +24,12 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.display import SVG, Pretty, display
 
-from ..graph import Edge, Node
-from ..hitl import Approver, fixed_approver
+from ..engine.results import RunResult
+from ..hitl.local import fixed_approver
+from ..hitl.requests import Approver
+from ..ledger.errors import LedgerError
 from ..ledger.replay import ReplayLedger, default_location
-from ..ledger.stores import LedgerError
-from ..results import RunResult
+from ..model.graph import Edge, Node
 from ..workflow import WorkflowDefinition
 from .drawing import GraphvizNotInstalled, render_svg
 from .explorer import LedgerView, explore

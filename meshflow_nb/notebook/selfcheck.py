@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..engine.results import RunResult
 from ..events import EventType, MeshEvent
-from ..results import RunResult, RunStatus
+from ..model.status import RunStatus
 
 STREAM_TYPES = ("run_start", "node_start", "node_complete", "gate_pause", "run_complete")
 """Event types every streamed run of the capstone has (plus the gate's decision;

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ..agents.mock import MockAgent, MockCritic, mock_enabled
-from ..graph import Agent, HumanGate, Node
+from ..errors import ConfigError
+from ..model.graph import Agent, HumanGate, Node
+from ..model.roles import RiskTier, Role
 from ..policy.config import Policy
-from ..roles import RiskTier, Role
 from ..workflow import WorkflowDefinition
 
 CAPSTONE_TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
@@ -42,7 +43,7 @@ def build_capstone_pipeline(
     chosen = {**_mock_agents(quality_scores), **(agents or {})}
     missing = [a for a in AGENT_IDS if a not in chosen]
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"no agent for {', '.join(missing)}: set MESHFLOW_MOCK=1 for mock agents, "
             "or pass agents={'researcher': ..., ...} with your own functions.")
     workflow = (

@@ -34,8 +34,10 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
+
+from ..errors import ConfigError, MeshflowError
 
 T = TypeVar("T")
 
@@ -80,7 +82,7 @@ class CircuitBreakerConfig:
 def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
     """A whole number of at least ``minimum`` (a bool is not accepted as a number)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"CircuitBreakerConfig.{name} must be a whole number >= {minimum}, "
+        raise ConfigError(f"CircuitBreakerConfig.{name} must be a whole number >= {minimum}, "
                          f"got {value!r}; {hint}")
 
 
@@ -91,25 +93,23 @@ def _check_float(name: str, value: Any, strict: bool, hint: str = "") -> None:
           and math.isfinite(value) and (value > 0 if strict else value >= 0))
     if not ok:
         fix = hint or "pass a positive number of seconds, e.g. 10.0"
-        raise ValueError(f"CircuitBreakerConfig.{name} must be a finite number of seconds "
+        raise ConfigError(f"CircuitBreakerConfig.{name} must be a finite number of seconds "
                          f"{bound}, got {value!r}; {fix}")
 
 
 # --- states, errors, events, clocks --------------------------------------------------
 
 
-class BreakerState(str, Enum):
+class BreakerState(StrEnum):
     """Closed: calls go through. Open: calls fail fast. Half-open: one probe goes through."""
 
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class CircuitOpenError(Exception):
+class CircuitOpenError(MeshflowError):
     """A call refused without reaching the agent, because its breaker is open.
 
     ``retry_at`` is the clock time (``Clock.now()``) at which the breaker half-opens; when

@@ -10,17 +10,18 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..agents.pricing import ModelPrice
-from ..roles import RiskTier
+from ..errors import ConfigError
+from ..model.roles import RiskTier
 from .circuit import CircuitBreakerConfig
 from .guardian import Action
 
 
-class PolicyMode(str, Enum):
+class PolicyMode(StrEnum):
     """Presets, from a sandbox for experiments to a regulated deployment."""
 
     DEV = "dev"
@@ -99,7 +100,7 @@ class Policy:
     def __init__(self, mode: PolicyMode | str = PolicyMode.STANDARD, **settings: Any) -> None:
         unknown = [name for name in settings if name not in FIELDS]
         if unknown:
-            raise TypeError(_unknown_message(unknown))
+            raise ConfigError(_unknown_message(unknown))
         mode = _mode(mode)
         values = {**_PRESETS[mode], **settings}
         values["guardian_action"] = Action(values["guardian_action"])
@@ -182,7 +183,7 @@ def _mode(mode: PolicyMode | str) -> PolicyMode:
         return PolicyMode(mode.lower() if isinstance(mode, str) else mode)
     except ValueError:
         options = ", ".join(f"PolicyMode.{m.name}" for m in PolicyMode)
-        raise ValueError(f"unknown policy mode {mode!r}; use one of {options}") from None
+        raise ConfigError(f"unknown policy mode {mode!r}; use one of {options}") from None
 
 
 def _unknown_message(unknown: list[str]) -> str:

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..agents.base import AgentResult, NodeContext
 from ..agents.pricing import cost_usd
+from ..errors import MeshflowError
 from ..events import EventType
-from ..graph import Node
-from ..preflight import Problem
+from ..model.graph import Node
+from ..model.preflight import Problem
 from .carbon import carbon_grams
 from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
 from .config import Policy
@@ -25,8 +26,8 @@ from .guardian import Guardian, Screening
 from .rules import check_policy, ungated_nodes
 
 if TYPE_CHECKING:
-    from ..results import RunResult
-    from ..runner import Run
+    from ..engine.results import RunResult
+    from ..engine.run import Run
     from ..workflow import WorkflowDefinition
     from .learning import LearningStore
 
@@ -36,7 +37,7 @@ _breakers: dict[int, BreakerRegistry] = {}
 """Breakers by policy object (not by value: two equal policies do not share state)."""
 
 
-class PolicyStop(Exception):
+class PolicyStop(MeshflowError):
     """A governance layer stopped the run; ``status`` becomes the run's status."""
 
     def __init__(self, status: str, message: str, node_status: str = "blocked") -> None:

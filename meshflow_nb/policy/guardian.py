@@ -31,7 +31,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 __all__ = [
@@ -64,18 +64,16 @@ _MIN_PRINTABLE_SHARE = 0.95
 _CONTAINERS = (dict, list, tuple)
 
 
-class Category(str, Enum):
+class Category(StrEnum):
     """What kind of trouble a finding is."""
 
     PROMPT_INJECTION = "prompt_injection"
     SECRET = "secret"
     PII = "pii"
 
-    def __str__(self) -> str:
-        return self.value
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What the guardian does with a value that has findings."""
 
     FLAG = "flag"
@@ -85,8 +83,6 @@ class Action(str, Enum):
     BLOCK = "block"
     """Report the findings; mark the value blocked so the run stops it."""
 
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ import duckdb
 import pandas as pd
 
 from ..events import EventType, MeshEvent, utc_now
+from ..ledger.location import default_location, is_file_location
 from .guardian import Action, Guardian
 
 __all__ = ["KINDS", "LEARNING_FILE", "LearningStore", "Outcome", "learning_location",
@@ -88,13 +89,10 @@ def learning_location(ledger: str | os.PathLike | None = None) -> str:
     A DuckDB ledger gets a sibling ``<stem>.learning.duckdb``; a PostgreSQL or in-memory
     ledger gets ``meshflow_learning.duckdb`` in the working directory.
     """
-    if ledger is None:
-        from ..ledger.replay import default_location  # the ledger package imports a lot
-        ledger = default_location()
-    text = os.fspath(ledger)
-    if text.startswith(("postgresql://", "postgres://")) or text in ("", ":memory:"):
+    chosen = default_location() if ledger is None else os.fspath(ledger)
+    if not is_file_location(chosen):
         return LEARNING_FILE
-    path = Path(text)
+    path = Path(chosen)
     return str(path.with_name(path.stem + LEARNING_SUFFIX))
 
 

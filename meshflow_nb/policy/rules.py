@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..graph import Topology
-from ..preflight import Problem
+from ..model.graph import Topology
+from ..model.preflight import Problem
 
 if TYPE_CHECKING:
     from ..workflow import WorkflowDefinition

@@ -14,19 +14,19 @@ import importlib
 import os
 from typing import Any
 
-from .approvals import (
-    ApprovalError,
+from ..engine.results import RunResult
+from ..engine.run import Run
+from ..events import EventBus
+from ..hitl.requests import ApprovalError
+from ..hitl.store import (
     clear_request,
     find_request,
     recorded_decision,
     waiting_process_alive,
 )
-from .events import EventBus
-from .ledger import ReplayLedger
-from .policy.config import Policy
-from .results import RunResult
-from .runner import Run
-from .workflow import WorkflowDefinition
+from ..ledger import ReplayLedger
+from ..policy.config import Policy
+from ..workflow import WorkflowDefinition
 
 
 def resume_run(run_id: str, dir: str | os.PathLike | None = None) -> RunResult:

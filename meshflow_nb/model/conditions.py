@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from ..errors import MeshflowError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_LENGTH",
@@ -99,7 +101,7 @@ _SYMBOL_PROBLEMS = {
 }
 
 
-class ConditionError(ValueError):
+class ConditionError(MeshflowError, ValueError):
     """Base class of every problem with a condition, found while parsing or evaluating it."""
 
 

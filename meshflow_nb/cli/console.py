@@ -9,10 +9,10 @@ import os
 import sys
 from typing import Any, TextIO
 
-from .events import EventType, MeshEvent
-from .hitl import Approver
-from .results import RunResult
-from .workflow import WorkflowDefinition
+from ..engine.results import RunResult
+from ..events import EventType, MeshEvent
+from ..hitl.requests import Approver
+from ..workflow import WorkflowDefinition
 
 
 def progress_line(event: MeshEvent) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .roles import RiskTier, Role
 
@@ -73,6 +73,18 @@ class Edge:
     def describe(self) -> str:
         guard = f" [{self.condition}]" if self.condition else ""
         return f"edge {self.label}{guard}"
+
+
+class Blueprint(Protocol):
+    """What every checker and the engine read of a workflow: its name, nodes and edges.
+
+    `WorkflowDefinition` is one; the engine and the checks are typed against this, never
+    against the builder, so that the builder can import the engine and not the reverse.
+    """
+
+    name: str
+    nodes: list[Node]
+    edges: list[Edge]
 
 
 @dataclass

@@ -19,7 +19,7 @@ from .graph import Edge, Node, Topology
 from .roles import RiskTier, Role
 
 if TYPE_CHECKING:
-    from .workflow import WorkflowDefinition
+    from ..workflow import WorkflowDefinition
 
 
 @dataclass(frozen=True)

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
-from .events import EventType, MeshEvent
-from .hitl import Decision
-from .preflight import PreflightReport
-
-
-class RunStatus(str, Enum):
-    """How a run ended (or that it is still going)."""
-
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    REJECTED_PREFLIGHT = "rejected_preflight"
-    REJECTED_AT_GATE = "rejected_at_gate"
-    BLOCKED = "blocked"
-    BUDGET_EXCEEDED = "budget_exceeded"
-    CANCELLED = "cancelled"
-
-    def __str__(self) -> str:
-        return self.value
-
+from ..events import EventType, MeshEvent
+from ..hitl.requests import Decision
+from ..model.preflight import PreflightReport
+from ..model.status import RunStatus
 
 _GOVERNANCE = (EventType.GUARDIAN_FINDING, EventType.NODE_BLOCKED, EventType.BUDGET_EXCEEDED,
                EventType.UNCERTAINTY_ESCALATED, EventType.NODE_RETRY, EventType.CIRCUIT_STATE)

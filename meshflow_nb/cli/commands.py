@@ -11,21 +11,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .approvals import (
-    ApprovalError,
+from ..errors import MeshflowError
+from ..hitl.local import fixed_approver
+from ..hitl.requests import ApprovalError
+from ..hitl.store import (
     approvals_dir,
     pending_requests,
     submit_decision,
     waiting_process_alive,
 )
+from ..ledger import Anchor, LedgerError, ReplayLedger, default_location, save_anchors
+from ..version import __version__
+from ..workflow import WorkflowDefinition
 from .console import run_and_print
-from .hitl import fixed_approver
-from .ledger import Anchor, LedgerError, ReplayLedger, default_location, save_anchors
-from .workflow import WorkflowDefinition
 
 
-class CliError(Exception):
+class CliError(MeshflowError):
     """A user mistake on the command line: printed as one clear message, exit 2."""
 
 

@@ -7,47 +7,39 @@ webhook receiver, a script calling `submit_decision`) writes the matching
 Every file is written whole to a temporary name and then renamed, so a reader never
 sees half a file.
 
-The **webhook** tells a person (or a chat bot) that a run is waiting: a JSON notice
-signed with HMAC-SHA256, ``X-Meshflow-Signature: sha256=<hex>``. The decision still
-comes back through the store. docs/approvals.md describes both.
+The webhook (`webhook.py`) only tells someone that a run waits; its decision comes
+back through this store as well. docs/approvals.md describes both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import json
 import logging
 import os
 import socket
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .events import utc_now
-from .hitl import ApprovalConfigError, Decision, GateRequest
+from ..errors import ConfigError
+from ..events import utc_now
+from ..ledger.location import ledger_folder
+from .requests import ApprovalError, Decision, GateRequest, content_preview
 
 log = logging.getLogger("meshflow_nb.approvals")
+"""One logger for the store and the webhook, so one setting silences both."""
 
 REQUEST_SUFFIX = ".request.json"
 DECISION_SUFFIX = ".decision.json"
-PREVIEW_CHARS = 2000
-SIGNATURE_HEADER = "X-Meshflow-Signature"
-DEFAULT_SECRET_ENV = "MESHFLOW_WEBHOOK_SECRET"
 DECIDE_HINT = "meshflow-nb approve {run_id} --reviewer NAME [--reject --reason TEXT]"
 
 PathLike = str | os.PathLike
 
-
-class ApprovalError(Exception):
-    """A decision cannot be recorded: nothing waits there, or the target is ambiguous."""
 
 
 # --- where the store lives -------------------------------------------------------------
@@ -62,10 +54,7 @@ def approvals_dir(dir: PathLike | None = None,
     chosen = dir or env.get("MESHFLOW_APPROVALS_DIR")
     if chosen:
         return Path(chosen).expanduser().absolute()
-    ledger = env.get("MESHFLOW_LEDGER_DB", "")
-    base = Path(ledger).expanduser().absolute().parent if ledger and "://" not in ledger \
-        else Path.cwd()
-    return base / ".meshflow" / "approvals"
+    return ledger_folder(environ=env) / ".meshflow" / "approvals"
 
 
 @dataclass(frozen=True)
@@ -119,7 +108,7 @@ def _publish_once(temporary: str, path: Path) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    """The file's object, None if it does not exist; ValueError if it is not one."""
+    """The file's object, None if it does not exist; `ApprovalError` if it is not one."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -127,9 +116,9 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); remove it") from None
+        raise ApprovalError(f"{path} is not valid JSON ({err}); remove it") from None
     if not isinstance(data, dict):
-        raise ValueError(f"{path} does not hold a JSON object; remove it")
+        raise ApprovalError(f"{path} does not hold a JSON object; remove it")
     return data
 
 
@@ -140,18 +129,6 @@ def _remove(*paths: Path) -> None:
 
 
 # --- requests ---------------------------------------------------------------------------
-
-
-def content_preview(content: Any, limit: int = PREVIEW_CHARS) -> tuple[str, bool]:
-    """Text shown to a reviewer outside the notebook, and whether it was cut."""
-    if isinstance(content, str):
-        text = content
-    else:
-        try:
-            text = json.dumps(content, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            text = repr(content)
-    return (text[:limit], True) if len(text) > limit else (text, False)
 
 
 def request_record(request: GateRequest) -> dict[str, Any]:
@@ -176,7 +153,7 @@ def pending_requests(dir: PathLike | None = None) -> list[dict[str, Any]]:
     for path in store.glob(f"*{REQUEST_SUFFIX}"):
         try:
             record = _read_json(path)
-        except (ValueError, OSError) as err:  # broken, or another user's private file
+        except (ApprovalError, OSError) as err:  # broken, or another user's private file
             log.warning("skipping a pending request: %s", err)
             continue
         if record is not None:
@@ -211,10 +188,11 @@ def submit_decision(run_id: str, approved: bool, reviewer: str, reason: str = ""
 
     Raises `ApprovalError` when nothing waits for ``run_id`` (naming what does), when the
     run waits at several gates and ``node_id`` is not given, or when someone has already
-    decided; ValueError for a blank reviewer.
+    decided; `ConfigError` for a blank reviewer.
     """
     if not str(reviewer).strip():
-        raise ValueError("a decision needs a reviewer name")
+        raise ConfigError("a decision needs a reviewer name", argument="reviewer",
+                          fix="pass the name of the person who decides")
     store = approvals_dir(dir)
     target = _pending_target(store, run_id, node_id)
     decision = Decision(bool(approved), str(reviewer).strip(), reason, channel=channel,
@@ -248,10 +226,10 @@ def _pending_target(store: Path, run_id: str, node_id: str | None) -> str:
 
 
 def _decision_from(record: Mapping[str, Any], node_id: str, path: Path) -> Decision:
-    """A decision file as a `Decision`; ValueError naming the file if it is malformed."""
+    """A decision file as a `Decision`; `ApprovalError` naming the file if it is malformed."""
     approved, reviewer = record.get("approved"), record.get("reviewer")
     if not isinstance(approved, bool) or not isinstance(reviewer, str) or not reviewer.strip():
-        raise ValueError(f"{path} needs \"approved\": true/false and a non-empty \"reviewer\"")
+        raise ApprovalError(f"{path} needs \"approved\": true/false and a non-empty \"reviewer\"")
     return Decision(approved, reviewer, str(record.get("reason") or ""),
                     channel=str(record.get("channel") or "store"), node_id=node_id,
                     decided_at=str(record.get("decided_at") or utc_now()))
@@ -270,7 +248,8 @@ class StoreApprover:
     def __init__(self, dir: PathLike | None = None, poll_s: float = 0.2, *,
                  environ: Mapping[str, str] | None = None) -> None:
         if not poll_s > 0:
-            raise ValueError(f"poll_s must be a positive number of seconds, got {poll_s!r}")
+            raise ConfigError(f"poll_s must be a positive number of seconds, got {poll_s!r}",
+                              argument="poll_s")
         self.dir = approvals_dir(dir, environ)
         self.poll_s = poll_s
 
@@ -297,128 +276,6 @@ class StoreApprover:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.dir)!r})"
-
-
-# --- the webhook notice ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How posting one notice went (the URL is shown as scheme://host only)."""
-
-    ok: bool
-    target: str
-    status: int | None = None
-    error: str = ""
-
-    def describe(self) -> str:
-        if self.ok:
-            return f"webhook notice delivered to {self.target} (HTTP {self.status})"
-        return f"webhook notice to {self.target} failed: {self.error}"
-
-
-def build_notice(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON a webhook receives: what waits, and how to decide."""
-    fields = ("run_id", "node_id", "prompt", "risk_tier", "protects", "content_preview",
-              "content_truncated", "requested_at", "timeout_s", "decide")
-    return {"type": "gate_pause", **{name: record.get(name) for name in fields}}
-
-
-def encode_notice(notice: Mapping[str, Any]) -> bytes:
-    """The exact bytes that are signed and sent."""
-    return json.dumps(notice, sort_keys=True, separators=(",", ":"),
-                      ensure_ascii=False).encode("utf-8")
-
-
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: ``sha256=<hex HMAC-SHA256 of body>``."""
-    return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(body: bytes, header: str | None, secret: str) -> bool:
-    """For receivers: does ``header`` sign exactly ``body`` with ``secret``? (constant time)"""
-    if not secret or not header:
-        return False
-    expected = sign(body, secret).encode("ascii")
-    return hmac.compare_digest(expected, header.strip().encode("utf-8", "replace"))
-
-
-def post_notice(url: str, notice: Mapping[str, Any], secret: str,
-                timeout_s: float = 5.0) -> Delivery:
-    """POST a signed notice; never raises, the result says what happened."""
-    target = _shown(url)
-    body = encode_notice(notice)
-    request = urllib.request.Request(url, data=body, method="POST", headers={
-        "Content-Type": "application/json", "User-Agent": "meshflow-nb",
-        SIGNATURE_HEADER: sign(body, secret)})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return Delivery(True, target, response.status)
-    except urllib.error.HTTPError as err:
-        err.close()
-        return Delivery(False, target, err.code, f"HTTP {err.code} {err.reason}")
-    except (urllib.error.URLError, OSError, ValueError) as err:
-        reason = getattr(err, "reason", err)
-        message = f"{type(err).__name__}: {reason}".replace(secret, "***") if secret \
-            else f"{type(err).__name__}: {reason}"
-        return Delivery(False, target, None, message)
-
-
-def _shown(url: str) -> str:
-    """scheme://host of a URL: paths and queries may carry tokens, so they are not shown."""
-    parts = urllib.parse.urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or '?'}" + (f":{parts.port}" if parts.port else "")
-
-
-def _check_webhook(url: str, secret_env: str, env: Mapping[str, str]) -> None:
-    """Configuration errors, found before the run starts (pre-flight S019)."""
-    scheme = urllib.parse.urlsplit(url).scheme
-    if scheme not in ("http", "https"):
-        raise ApprovalConfigError(
-            f"human_in_loop.approval_webhook must be an http:// or https:// URL, not a "
-            f"{scheme or 'scheme-less'} one",
-            fix="give the receiver's full URL, e.g. https://hooks.example.org/meshflow",
-            field="human_in_loop.approval_webhook")
-    if not env.get(secret_env):
-        raise ApprovalConfigError(
-            f"the approval webhook signs its notices, but the environment variable "
-            f"{secret_env} (human_in_loop.webhook_secret_env) is not set",
-            fix=f"export {secret_env}=<a long random string the receiver also knows>, "
-                "or remove approval_webhook from the policy",
-            field=secret_env)
-
-
-class WebhookApprover(StoreApprover):
-    """Approver that posts a signed notice, then waits on the store like `StoreApprover`.
-
-    A failed POST is logged (``meshflow_nb.approvals``) and kept in ``deliveries``; the run
-    goes on waiting, since a decision can still arrive through ``meshflow-nb approve``.
-    """
-
-    def __init__(self, url: str, secret_env: str = DEFAULT_SECRET_ENV,
-                 store_dir: PathLike | None = None, poll_s: float = 0.2, *,
-                 timeout_s: float = 5.0, environ: Mapping[str, str] | None = None) -> None:
-        env = os.environ if environ is None else environ
-        _check_webhook(url, secret_env, env)
-        super().__init__(store_dir, poll_s, environ=env)
-        self.url, self.secret_env, self.timeout_s = url, secret_env, timeout_s
-        self._env = env
-        self.deliveries: list[Delivery] = []
-
-    async def _announce(self, record: Mapping[str, Any]) -> None:
-        secret = self._env.get(self.secret_env, "")  # read per notice, never kept
-        if not secret:
-            delivery = Delivery(False, _shown(self.url), None, f"{self.secret_env} is not set")
-        else:
-            delivery = await asyncio.to_thread(post_notice, self.url, build_notice(record),
-                                               secret, self.timeout_s)
-        self.deliveries.append(delivery)
-        if not delivery.ok:
-            log.warning("%s; run %s still waits for 'meshflow-nb approve'", delivery.describe(),
-                        record.get("run_id"))
-
-    def __repr__(self) -> str:
-        return f"WebhookApprover({_shown(self.url)!r}, store={str(self.dir)!r})"
 
 
 # --- for resuming a paused run in another process (resume.py) --------------------------

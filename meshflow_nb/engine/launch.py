@@ -14,9 +14,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
-from .events import EventType, MeshEvent
-from .results import RunResult, RunStatus
-from .runner import Run
+from ..events import EventType, MeshEvent
+from ..model.status import RunStatus
+from .results import RunResult
+from .run import Run
 
 
 class RunHandle:

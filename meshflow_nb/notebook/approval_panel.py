@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from ..hitl import VERDICTS, Decision, GateRequest
+from ..hitl.requests import VERDICTS, Decision, GateRequest
 from .fallback import FallbackDisplay
 
 NOTEBOOK_CHANNEL = "notebook"

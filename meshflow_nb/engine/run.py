@@ -24,25 +24,28 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .agents.base import AgentResult, NodeContext, normalize_result
-from .conditions import ConditionEvalError, parse_condition
-from .events import EventBus, EventType, MeshEvent, utc_now
-from .graph import Edge, HumanGate, Node, Topology
-from .hitl import ApprovalConfigError, Approver, Decision, GateRequest, resolve_approver
-from .policy.config import Policy
-from .policy.governor import Governor, PolicyStop
-from .preflight import PreflightReport, Problem, check_structure
-from .results import NodeRun, RunResult, RunStatus, Totals
-from .roles import RiskTier
+from ..agents.base import AgentResult, NodeContext, normalize_result
+from ..errors import MeshflowError
+from ..events import EventBus, EventType, MeshEvent, utc_now
+from ..hitl.requests import ApprovalConfigError, Approver, Decision, GateRequest
+from ..hitl.resolve import resolve_approver
+from ..model.conditions import ConditionEvalError, parse_condition
+from ..model.graph import Edge, HumanGate, Node, Topology
+from ..model.preflight import PreflightReport, Problem, check_structure
+from ..model.roles import RiskTier
+from ..model.status import RunStatus
+from ..policy.config import Policy
+from ..policy.governor import Governor, PolicyStop
+from .results import NodeRun, RunResult, Totals
 
 if TYPE_CHECKING:
-    from .workflow import WorkflowDefinition
+    from ..workflow import WorkflowDefinition
 
 # Plain-function agents run here so that they overlap like coroutines do.
 AGENT_THREADS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="meshflow-agent")
 
 
-class NodeFailure(Exception):
+class NodeFailure(MeshflowError):
     """An agent raised, timed out or broke its contract; ends the run as failed."""
 
     def __init__(self, message: str, reason: str) -> None:
@@ -50,7 +53,7 @@ class NodeFailure(Exception):
         self.reason = reason
 
 
-class GateRejected(Exception):
+class GateRejected(MeshflowError):
     """A human gate was rejected; ends the run before any downstream node."""
 
     def __init__(self, decision: Decision) -> None:
@@ -260,7 +263,7 @@ class Run:
         """One call of the agent, with the node's timeout."""
         try:
             return await asyncio.wait_for(_invoke(node.agent, ctx), timeout=node.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise NodeFailure(f"timed out after {node.timeout_s} s", reason="timeout") from None
 
     def _complete(self, node: Node, result: AgentResult, iteration: int, ms: float) -> None:
@@ -350,7 +353,7 @@ class Run:
         """Ask the approver; no decision within the gate's timeout is a rejection."""
         try:
             decision = await asyncio.wait_for(_invoke(self._approver, request), request.timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Decision(False, "system", "timeout", channel="timeout", node_id=request.node_id)
         if not isinstance(decision, Decision):
             raise NodeFailure(f"the approver returned {decision!r}, not a Decision",

@@ -6,10 +6,10 @@ policy can say "every node at or above EXTERNAL_IO needs a human gate".
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import IntEnum, StrEnum
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """What kind of work a node does; shapes mock output and the graph drawing."""
 
     RESEARCHER = "researcher"
@@ -20,8 +20,6 @@ class Role(str, Enum):
     GUARDIAN = "guardian"
     HUMAN = "human"
 
-    def __str__(self) -> str:
-        return self.value
 
 
 class RiskTier(IntEnum):

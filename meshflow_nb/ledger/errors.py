@@ -1,0 +1,22 @@
+"""The ledger's errors. Database driver errors never leave the ledger unwrapped: the
+stores re-raise them as one of these, with the driver's message kept as the cause."""
+
+from __future__ import annotations
+
+from ..errors import MeshflowError
+
+
+class LedgerError(MeshflowError):
+    """Base class of the ledger's errors."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another process holds the DuckDB file: the message says who and what to do."""
+
+
+class LedgerWriteError(LedgerError):
+    """A batch could not be written; its events are kept and retried."""
+
+
+class ImmutableLedgerError(LedgerError):
+    """An update or delete was attempted on an immutable ledger."""
