@@ -37,3 +37,13 @@ def postgres_db(pg_cluster: PgCluster) -> Iterator[str]:
     url = pg_cluster.create_database()
     yield url
     pg_cluster.drop_database(url)
+
+
+@pytest.fixture
+def mock_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deterministic mock agents with no simulated latency (``MESHFLOW_MOCK=1``).
+
+    A module opts in with ``pytestmark = pytest.mark.usefixtures("mock_mode")``.
+    """
+    monkeypatch.setenv("MESHFLOW_MOCK", "1")
+    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")

@@ -30,9 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def mock_mode(monkeypatch, tmp_path):
-    monkeypatch.setenv("MESHFLOW_MOCK", "1")
-    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+def own_ledger(mock_mode, monkeypatch, tmp_path):
     monkeypatch.setenv("MESHFLOW_LEDGER_DB", str(tmp_path / "ledger.duckdb"))
     monkeypatch.delenv("MESHFLOW_HITL", raising=False)
 

@@ -34,10 +34,7 @@ INTEGERS = {"seq", "run_seq", "tokens_in", "tokens_out"}
 DECIMALS = {"uncertainty", "cost_usd", "carbon_g"}
 
 
-@pytest.fixture(autouse=True)
-def mock_mode(monkeypatch):
-    monkeypatch.setenv("MESHFLOW_MOCK", "1")
-    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
 @pytest.fixture(params=["duckdb", "postgres"])

@@ -17,10 +17,7 @@ from meshflow_nb.pipelines import build_capstone_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def mock_mode(monkeypatch):
-    monkeypatch.setenv("MESHFLOW_MOCK", "1")
-    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
 def capstone_into(ledger: ReplayLedger, task: str = "t"):

@@ -24,10 +24,7 @@ from meshflow_nb.pipelines import build_capstone_pipeline
 COLUMNS = [name for name, _ in ENTRY_COLUMNS]
 
 
-@pytest.fixture(autouse=True)
-def mock_mode(monkeypatch):
-    monkeypatch.setenv("MESHFLOW_MOCK", "1")
-    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
 @pytest.fixture

@@ -33,10 +33,7 @@ COURSE_POLICY = dict(
     human_in_loop=HumanInLoopConfig(enabled=True, tier_threshold=RiskTier.EXTERNAL_IO))
 
 
-@pytest.fixture(autouse=True)
-def mock_mode(monkeypatch):
-    monkeypatch.setenv("MESHFLOW_MOCK", "1")
-    monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
 def of_type(result, kind: EventType):
