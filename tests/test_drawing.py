@@ -14,10 +14,11 @@ from meshflow_nb.model.roles import Role
 from meshflow_nb.notebook.drawing import (
     STATE_FILLS,
     GraphvizNotInstalled,
+    NodeView,
     render_svg,
     to_dot,
 )
-from meshflow_nb.notebook.runview import NodeView, RunView
+from meshflow_nb.notebook.runview import RunView
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 pytestmark = pytest.mark.skipif(shutil.which("dot") is None,

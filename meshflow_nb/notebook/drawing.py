@@ -20,15 +20,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import graphviz
 
 from ..model.graph import Edge, Node, Topology
 from ..model.roles import RiskTier, Role
-
-if TYPE_CHECKING:
-    from .runview import NodeView
 
 INSTALL_HINT = (
     "rendering a workflow needs the Graphviz 'dot' program: install it with "
@@ -42,6 +39,15 @@ class GraphvizNotInstalled(graphviz.ExecutableNotFound):
 
     def __init__(self, message: str = INSTALL_HINT) -> None:
         RuntimeError.__init__(self, message)
+
+
+@dataclass
+class NodeView:
+    """What the drawing needs to know about one node so far (a `RunView` keeps one per node)."""
+
+    state: str = "pending"
+    iterations: int = 0
+    last_event: str | None = None
 
 
 @dataclass(frozen=True)
@@ -136,8 +142,8 @@ def _style_of(node: Node) -> RoleStyle:
 
 def _node_attrs(node: Node, view: NodeView | None) -> dict[str, str]:
     """Shape and border from role and risk tier; fill and label from the node's state."""
-    state = getattr(view, "state", "pending")
-    iterations = getattr(view, "iterations", 0)
+    view = view or NodeView()
+    state, iterations = view.state, view.iterations
     style = _style_of(node)
     tier = _tier(node)
     styles = ["filled", *(["rounded"] if style.rounded else []),

@@ -15,22 +15,13 @@ never renders; `svg()` draws on demand.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from ..events import EventType, MeshEvent
-from .drawing import render_svg
+from .drawing import NodeView, render_svg
 
-
-@dataclass
-class NodeView:
-    """What the drawing needs to know about one node so far."""
-
-    state: str = "pending"
-    iterations: int = 0
-    last_event: str | None = None
-
+__all__ = ["NodeView", "RunView", "detail"]
 
 _NODE_STATES: dict[EventType, str] = {
     EventType.NODE_START: "running",
