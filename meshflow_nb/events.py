@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -85,24 +85,55 @@ class MeshEvent:
         return cls(**values)
 
     def describe(self) -> str:
-        """One human-readable line: what `--stream` prints."""
+        """One human-readable line with every short field: what a script prints per event."""
         where = f" {self.node_id}" if self.node_id else ""
         role = f" ({self.role})" if self.role else ""
-        extras = [f"{k}={v}" for k, v in self._headline().items() if v is not None]
-        tail = "  " + " ".join(extras) if extras else ""
+        extras = " ".join(f"{k}={short_text(v)}" for k, v in self._headline().items()
+                          if v is not None)
+        tail = f"  {extras}" if extras else ""
         return f"#{self.seq:<3} {self.type.value:<18}{where}{role}{tail}"
 
     def _headline(self) -> dict[str, Any]:
+        """The event's numbers, then its short payload items (a payload key of the same
+        name wins: run_complete carries the run's sums there)."""
         return {
             "uncertainty": None if self.uncertainty is None else round(self.uncertainty, 3),
             "cost_usd": None if self.cost_usd is None else round(self.cost_usd, 6),
             "tokens": self.tokens,
-            **{k: v for k, v in self.payload.items() if _is_short(v)},
+            **dict(headline(self.payload)),
         }
 
 
-def _is_short(value: Any) -> bool:
-    return isinstance(value, (int, float, bool)) or (isinstance(value, str) and len(value) <= 60)
+SHORT_CHARS = 60
+"""Longest text a one-line rendering shows of a value before cutting it."""
+
+BOOKKEEPING_KEYS = frozenset({"iteration", "duration_ms", "model", "text", "inputs",
+                              "decided_at", "channel", "approved", "protects", "timeout_s"})
+"""Payload keys that say how an event came about rather than what it says (counters,
+timings, the full text, decision metadata): the terminal and the notebook table leave
+them out of an event's headline."""
+
+
+def is_short(value: Any) -> bool:
+    """A number, a flag, or text of at most `SHORT_CHARS` characters: fit to show inline."""
+    return isinstance(value, (int, float, bool)) or (
+        isinstance(value, str) and len(value) <= SHORT_CHARS)
+
+
+def short_text(value: Any, limit: int = SHORT_CHARS) -> str:
+    """``value`` as text on one line (whitespace runs become one space), cut to ``limit``
+    characters with an ellipsis, so that one long field never breaks a line or a table."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def headline(payload: Mapping[str, Any], skip: Collection[str] = ()) -> list[tuple[str, Any]]:
+    """The payload items worth a glance, in order: short values whose key is not in ``skip``.
+
+    `MeshEvent.describe`, the terminal's progress lines and the notebook's event table
+    all pick an event's fields with it, so the three faces agree on what is news.
+    """
+    return [(k, v) for k, v in payload.items() if k not in skip and is_short(v)]
 
 
 def utc_now() -> str:

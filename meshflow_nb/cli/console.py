@@ -10,22 +10,23 @@ import sys
 from typing import Any, TextIO
 
 from ..engine.results import RunResult
-from ..events import EventType, MeshEvent
+from ..events import BOOKKEEPING_KEYS, EventType, MeshEvent, headline, short_text
 from ..hitl.requests import Approver
 from ..workflow import WorkflowDefinition
+
+_TERMINAL_SKIP = BOOKKEEPING_KEYS | {"feedback"}
+"""Left out of a progress line's headline: bookkeeping, and the critic's feedback, prose
+that a terminal line has no room for (the notebook table shows it when it is short)."""
+
+EXTRA_CHARS = 40
+"""Characters of one headline value a progress line shows."""
 
 
 def progress_line(event: MeshEvent) -> str | None:
     """A short line for the events a person follows in standard mode, else None."""
     p = event.payload
     if event.type is EventType.NODE_COMPLETE:
-        cost = f"${event.cost_usd:.4f}" if event.cost_usd else "$0"
-        unc = f"  uncertainty {event.uncertainty:.2f}" if event.uncertainty is not None else ""
-        extra = "".join(f"  {k}={_short(p[k])}" for k in p
-                        if k not in ("iteration", "duration_ms", "model", "feedback", "text"))
-        again = f" (pass {p['iteration']})" if p.get("iteration", 1) > 1 else ""
-        return (f"  done    {event.node_id:<14} {event.role or '':<12} {p['duration_ms']:>7.1f} ms"
-                f"  {event.tokens or 0:>5} tokens  {cost}{unc}{extra}{again}")
+        return _done_line(event)
     if event.type is EventType.NODE_FAILED:
         return f"  FAILED  {event.node_id:<14} {p['error']}"
     if event.type is EventType.NODE_SKIPPED:
@@ -44,6 +45,23 @@ def progress_line(event: MeshEvent) -> str | None:
     if event.type is EventType.PREFLIGHT_REJECTED:
         return "  pre-flight rejected the workflow; no node ran"
     return None
+
+
+def _done_line(event: MeshEvent) -> str:
+    """A completed node: its columns, then its headline (the variables the agent set)."""
+    p = event.payload
+    cost = f"${event.cost_usd:.4f}" if event.cost_usd else "$0"
+    unc = f"  uncertainty {event.uncertainty:.2f}" if event.uncertainty is not None else ""
+    extra = "".join(f"  {k}={_value(v)}" for k, v in headline(p, skip=_TERMINAL_SKIP))
+    again = f" (pass {p['iteration']})" if p.get("iteration", 1) > 1 else ""
+    return (f"  done    {event.node_id:<14} {event.role or '':<12} {p['duration_ms']:>7.1f} ms"
+            f"  {event.tokens or 0:>5} tokens  {cost}{unc}{extra}{again}")
+
+
+def _value(value: object) -> str:
+    """A headline value in a progress line: numbers at two decimals, to line up with the
+    line's uncertainty column (the other faces show them as recorded), else `short_text`."""
+    return f"{value:.2f}" if isinstance(value, float) else short_text(value, EXTRA_CHARS)
 
 
 def run_and_print(workflow: WorkflowDefinition, task: str, *, stream: bool = False,
@@ -74,10 +92,6 @@ def _print_or_silence(line: str, out: TextIO) -> None:
         print(line, file=out, flush=True)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
-
-
-def _short(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)[:40]
 
 
 def _indent(value: Any) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from ..events import EventType, MeshEvent
+from ..events import BOOKKEEPING_KEYS, EventType, MeshEvent, headline, short_text
 from .drawing import NodeView, render_svg
 
 __all__ = ["NodeView", "RunView", "detail"]
@@ -46,10 +46,10 @@ _DETAIL_KEYS: dict[EventType, tuple[str, ...]] = {
     EventType.GATE_REJECT: ("reviewer", "reason"),
     EventType.RUN_COMPLETE: ("status", "error"),
 }
-_QUIET_KEYS = frozenset({"iteration", "duration_ms", "model", "text", "inputs", "decided_at",
-                         "channel", "approved", "protects", "timeout_s"})
-"""Payload keys left out of the generic detail (node_complete shows its variables)."""
+"""The payload keys the table shows per event type; other types show their `headline`
+(node_complete: the variables the agent set)."""
 DETAIL_WIDTH = 100
+"""Longest detail cell; the event table stays one line per event."""
 
 
 class RunView:
@@ -161,22 +161,16 @@ def _row(event: MeshEvent, offset: float) -> dict[str, Any]:
 
 def detail(event: MeshEvent) -> str:
     """A short description of what is special about this event, e.g. 'quality_score=0.6'."""
-    keys = _DETAIL_KEYS.get(event.type)
+    text = " ".join(f"{k}={short_text(v)}" for k, v in _detail_items(event))
+    return short_text(text, DETAIL_WIDTH)
+
+
+def _detail_items(event: MeshEvent) -> list[tuple[str, object]]:
+    """The payload items of the detail cell: the type's own keys, else its headline."""
     payload = event.payload or {}
-    if keys is None:
-        items = [(k, v) for k, v in payload.items() if k not in _QUIET_KEYS and _short(v)]
-    else:
-        items = [(k, payload[k]) for k in keys if payload.get(k) not in (None, "")]
     if event.type is EventType.NODE_START and payload.get("iteration") == 1:
-        items = []
-    text = " ".join(f"{k}={_shorten(v)}" for k, v in items)
-    return text if len(text) <= DETAIL_WIDTH else text[:DETAIL_WIDTH - 1] + "…"
-
-
-def _short(value: Any) -> bool:
-    return isinstance(value, (int, float, bool, str)) and len(str(value)) <= 60
-
-
-def _shorten(value: Any) -> str:
-    text = str(value).replace("\n", " ")
-    return text if len(text) <= 60 else text[:59] + "…"
+        return []  # a first start says nothing its row does not
+    keys = _DETAIL_KEYS.get(event.type)
+    if keys is None:
+        return headline(payload, skip=BOOKKEEPING_KEYS)
+    return [(k, payload[k]) for k in keys if payload.get(k) not in (None, "")]
