@@ -3,13 +3,22 @@ text) but without a browser: the live view, the approval panel, the ledger explo
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from meshflow_nb import Node, ReplayLedger, Role, WorkflowDefinition
+from meshflow_nb import (
+    ApprovalConfigError,
+    GateRequest,
+    Node,
+    ReplayLedger,
+    RiskTier,
+    Role,
+    WorkflowDefinition,
+)
 from meshflow_nb.notebook import ApprovalPanel, LedgerExplorer, LiveView, run_live
 from meshflow_nb.notebook.drawing import STATE_FILLS
 from meshflow_nb.notebook.explorer import DAMAGED_STYLE
@@ -105,11 +114,28 @@ def test_headless_decisions_are_shown_and_recorded_as_headless(
     assert source in panel.text()
 
 
-def test_a_bad_decision_is_refused_before_anything_runs() -> None:
-    with pytest.raises(ValueError, match="decision='maybe' is not a decision"):
-        ApprovalPanel("maybe", environ={})
-    with pytest.raises(ValueError, match="MESHFLOW_HITL='perhaps'"):
-        ApprovalPanel(environ={"MESHFLOW_HITL": "perhaps"})
+@pytest.mark.parametrize(("kwargs", "environ", "name", "value"), [
+    ({"decision": "maybe"}, {}, "decision", "maybe"),
+    ({}, {"MESHFLOW_HITL": "perhaps"}, "MESHFLOW_HITL", "perhaps"),
+    ({}, {"MESHFLOW_HITL": "store"}, "MESHFLOW_HITL", "store"),  # the panel is no store
+])
+def test_a_bad_decision_is_refused_before_anything_runs(
+        kwargs: dict, environ: dict, name: str, value: str) -> None:
+    with pytest.raises(ApprovalConfigError) as caught:
+        ApprovalPanel(**kwargs, environ=environ)
+    message = str(caught.value)
+    assert message.startswith(f"{name}={value!r} is not a decision; set {name} to 'approve' "
+                              "or 'reject', or leave it unset to decide with the buttons")
+    assert "store" not in message.removeprefix(f"{name}={value!r}")
+    assert caught.value.field == name and isinstance(caught.value, ValueError)
+
+
+def test_a_long_draft_is_cut_and_says_so() -> None:
+    panel = ApprovalPanel("approve", environ={})
+    request = GateRequest("r1", "gate", "x" * 5000, "Publish?", ("publish",), RiskTier.EXTERNAL_IO)
+    asyncio.run(panel(request))
+    assert "x" * 4000 + "… (the first 4000 characters)" in panel.draft.value
+    assert "Draft: " + "x" * 300 + "… (the first 300 characters)" in panel.text()
 
 
 def test_result_refuses_to_block_the_kernel_while_the_panel_waits(tmp_path: Path) -> None:

@@ -25,7 +25,13 @@ from dataclasses import dataclass
 
 import ipywidgets as widgets
 
-from ..hitl.requests import VERDICTS, Decision, GateRequest
+from ..hitl.requests import (
+    ApprovalConfigError,
+    Decision,
+    GateRequest,
+    content_preview,
+    parse_verdict,
+)
 from .fallback import FallbackDisplay
 
 NOTEBOOK_CHANNEL = "notebook"
@@ -35,7 +41,10 @@ HEADLESS_CHANNEL = "headless"
 """``channel`` of a decision taken from a parameter or ``MESHFLOW_HITL``."""
 
 DRAFT_CHARS = 4000
-"""Characters of the draft shown; the rest is summarised."""
+"""Characters of the draft shown in the panel; the rest is summarised."""
+
+TEXT_DRAFT_CHARS = 300
+"""Characters of the draft in the plain-text rendering (papermill output, nbviewer)."""
 
 
 @dataclass
@@ -165,10 +174,9 @@ class ApprovalPanel(FallbackDisplay):
         current = self._current()
         if current is None:
             return f"Human gate panel: {self._status_text}"
-        draft = _draft_text(current.content)
         return (f"Human gate {current.node_id} ({current.risk_tier.name}, protects "
                 f"{', '.join(current.protects) or 'nothing'}): {current.prompt}\n"
-                f"Draft: {draft[:300]}{'…' if len(draft) > 300 else ''}\n"
+                f"Draft: {_draft_text(current.content, TEXT_DRAFT_CHARS)}\n"
                 f"Decision: {self._status_text}")
 
     def html(self) -> str:
@@ -189,11 +197,15 @@ def _headless_setting(decision: str | None, env: Mapping[str, str]) -> tuple[boo
 
 
 def _verdict(value: str, name: str) -> bool:
-    key = str(value).strip().lower()
-    if key not in VERDICTS:
-        raise ValueError(f"{name}={value!r} is not a decision: use 'approve' or 'reject', "
-                         "or leave it unset to decide with the buttons")
-    return VERDICTS[key]
+    """`parse_verdict`, with the panel's fix: unset means the buttons decide (the
+    engine's own fix would suggest ``store``, which the panel does not wait on)."""
+    try:
+        return parse_verdict(value, name)
+    except ApprovalConfigError as err:
+        raise ApprovalConfigError(
+            err.message, field=name,
+            fix=f"set {name} to 'approve' or 'reject', or leave it unset to decide with "
+                "the buttons") from None
 
 
 def _settle(future: asyncio.Future[Decision], decision: Decision) -> None:
@@ -217,8 +229,7 @@ def _draft_html(request: GateRequest | None) -> str:
     return f"<pre style='white-space:pre-wrap'>{html.escape(_draft_text(request.content))}</pre>"
 
 
-def _draft_text(content: object) -> str:
-    text = content if isinstance(content, str) else repr(content)
-    if len(text) <= DRAFT_CHARS:
-        return text
-    return text[:DRAFT_CHARS] + f"… ({len(text) - DRAFT_CHARS} more characters)"
+def _draft_text(content: object, limit: int = DRAFT_CHARS) -> str:
+    """The draft as a reviewer reads it (`content_preview`), saying when it is cut."""
+    text, cut = content_preview(content, limit)
+    return f"{text}… (the first {limit} characters)" if cut else text
