@@ -6,7 +6,9 @@
     result = wf.run("Summarise the state of solid-state batteries")
 
 Building never raises for graph mistakes: `preflight()` (and every run) reports all
-of them at once, and a definition that fails pre-flight runs no node.
+of them at once, and a definition that fails pre-flight runs no node. The definition is
+data; running it hands the definition, its policy and its ledger to the engine, which
+never imports this module (the builder sits above the runtime, as in LangGraph).
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from .engine.launch import RunHandle, run_blocking, stream_async, stream_blocking
+from .engine.preflight import Recorder, preflight
 from .engine.results import RunResult
 from .engine.run import Run
+from .errors import ConfigError, UnknownNodeError
 from .events import EventBus, MeshEvent, Subscriber
 from .hitl.requests import Approver
 from .model.graph import Agent, Edge, Node
@@ -33,7 +37,7 @@ class WorkflowDefinition:
         self.description = description
         self.policy = policy
         """Governs every run unless a run is given its own ``policy=``."""
-        self.ledger: Any = None
+        self.ledger: Recorder | None = None
         """The `ReplayLedger` recording this workflow's runs (set by ``ledger.attach``)."""
         self.builder: dict[str, Any] | None = None
         """How to build this workflow again (``{"function": "module:name", "kwargs": {}}``),
@@ -49,13 +53,15 @@ class WorkflowDefinition:
         """Add a `Node` (or `HumanGate`), or build one: ``add_node("id", agent, role=...)``."""
         if isinstance(node, Node):
             if agent is not None or fields:
-                raise TypeError("pass either a Node, or an id with its agent and fields, not both")
+                raise ConfigError("add_node() takes either a Node, or an id with its agent and "
+                                  "fields, not both", argument="node")
             self.nodes.append(node)
         elif isinstance(node, str):
             self.nodes.append(Node(node, agent, **fields))
         else:
-            raise TypeError(
-                f"add_node() takes a Node or a node id string, not {type(node).__name__}")
+            raise ConfigError(
+                f"add_node() takes a Node or a node id string, not {type(node).__name__}",
+                argument="node")
         return self
 
     def add_edge(self, source: str | Node, target: str | Node) -> WorkflowDefinition:
@@ -74,11 +80,11 @@ class WorkflowDefinition:
         return self
 
     def node(self, node_id: str) -> Node:
-        """The node with this id (KeyError naming the known ids otherwise)."""
+        """The node with this id (`UnknownNodeError`, a KeyError, naming the known ids)."""
         for node in self.nodes:
             if node.id == node_id:
                 return node
-        raise KeyError(f"no node {node_id!r}; nodes are {[n.id for n in self.nodes]}")
+        raise UnknownNodeError(f"no node {node_id!r}; nodes are {[n.id for n in self.nodes]}")
 
     @property
     def subscribers(self) -> list[Subscriber]:
@@ -93,9 +99,11 @@ class WorkflowDefinition:
     # --- checking and running -----------------------------------------------------
 
     def preflight(self, policy: Policy | None = None) -> PreflightReport:
-        """Every problem that would stop a run (under ``policy`` or the workflow's own),
-        without running anything."""
-        return Run(self, "", policy=policy or self.policy).preflight()
+        """Every problem that would stop a run (under ``policy`` or the workflow's own).
+
+        Only checks: it runs nothing, and it opens, seals and creates nothing.
+        """
+        return preflight(self, policy or self.policy, ledger=self.ledger)
 
     def run(self, task: str, **options: Any) -> RunResult:
         """Run to the end and return the result; works in scripts and in Jupyter.
@@ -124,10 +132,11 @@ class WorkflowDefinition:
     def _new_run(self, task: str, *, approver: Approver | None = None,
                  on_event: Subscriber | None = None, policy: Policy | None = None) -> Run:
         if not isinstance(task, str):
-            raise TypeError(f"the task must be a string, not {type(task).__name__}")
+            raise ConfigError(f"the task must be a string, not {type(task).__name__}",
+                              argument="task")
         subscribers = [*self._subscribers, *([on_event] if on_event else [])]
-        return Run(self, task, approver=approver, bus=EventBus(subscribers),
-                   policy=policy or self.policy)
+        return Run(self, task, policy=policy or self.policy, ledger=self.ledger,
+                   approver=approver, bus=EventBus(subscribers), builder=self.builder)
 
     def __repr__(self) -> str:
         return (f"<WorkflowDefinition {self.name!r}: {len(self.nodes)} nodes, "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -22,7 +21,7 @@ from ..hitl.store import (
 )
 from ..ledger import Anchor, LedgerError, ReplayLedger, default_location, save_anchors
 from ..version import __version__
-from ..workflow import WorkflowDefinition
+from .builders import BuilderError, build
 from .console import run_and_print
 
 
@@ -138,7 +137,7 @@ def _resume(args: argparse.Namespace) -> int:
 
     try:
         result = resume_run(args.run_id, args.dir)
-    except ApprovalError as err:
+    except (ApprovalError, BuilderError) as err:
         raise CliError(str(err)) from None
     print(result.summary())
     return 0 if result.ok else 1
@@ -232,29 +231,15 @@ def _ledger_call(method: Callable[[str], Any], run_id: str) -> Any:
 
 
 def _run(args: argparse.Namespace) -> int:
-    workflow = _load_builder(args.builder)()
-    if not isinstance(workflow, WorkflowDefinition):
-        raise CliError(f"{args.builder} returned {type(workflow).__name__}, "
-                       "not a WorkflowDefinition")
+    try:
+        workflow = build(args.builder)
+    except BuilderError as err:
+        raise CliError(str(err)) from None
     approver = None
     if args.reject:
         approver = fixed_approver(False, args.reviewer, "rejected with --reject", channel="cli")
     result = run_and_print(workflow, args.task, stream=args.stream, approver=approver)
     return 0 if result.ok else 1
-
-
-def _load_builder(spec: str) -> Callable[[], WorkflowDefinition]:
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise CliError(f"BUILDER must look like 'package.module:function', got {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise CliError(f"cannot import {module_name!r}: {err}") from None
-    builder = getattr(module, attr, None)
-    if not callable(builder):
-        raise CliError(f"{module_name!r} has no function {attr!r}")
-    return builder
 
 
 if __name__ == "__main__":

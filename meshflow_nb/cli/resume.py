@@ -10,7 +10,6 @@ died are run again.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 from typing import Any
 
@@ -24,9 +23,9 @@ from ..hitl.store import (
     recorded_decision,
     waiting_process_alive,
 )
-from ..ledger import ReplayLedger
+from ..ledger.replay import ReplayLedger
 from ..policy.config import Policy
-from ..workflow import WorkflowDefinition
+from .builders import build
 
 
 def resume_run(run_id: str, dir: str | os.PathLike | None = None) -> RunResult:
@@ -37,11 +36,12 @@ def resume_run(run_id: str, dir: str | os.PathLike | None = None) -> RunResult:
         raise ApprovalError(f"run {run_id} has no decision yet: decide first with "
                             f"'meshflow-nb approve {run_id} --reviewer NAME'")
     state = record["state"]
-    definition = _rebuild(state["builder"])
+    definition = build(state["builder"]["function"], **state["builder"].get("kwargs", {}))
     if state.get("ledger"):
         ReplayLedger(state["ledger"]).attach(definition)
     policy = Policy.from_dict(state["policy"]) if state.get("policy") else None
-    run = Run.restore(definition, state, bus=EventBus(definition.subscribers), policy=policy)
+    run = Run.restore(definition, state, bus=EventBus(definition.subscribers), policy=policy,
+                      ledger=definition.ledger)
     result = asyncio.run(run.resume(state["gate"], state["gate_content"], decision))
     if definition.ledger is not None:
         definition.ledger.flush()
@@ -61,9 +61,3 @@ def _paused(run_id: str, dir: str | os.PathLike | None) -> dict[str, Any]:
         raise ApprovalError(f"run {run_id} is still waiting in process {record.get('pid')}; "
                             "'meshflow-nb approve' alone lets it go on")
     return record
-
-
-def _rebuild(builder: dict[str, Any]) -> WorkflowDefinition:
-    module_name, _, name = builder["function"].partition(":")
-    function = getattr(importlib.import_module(module_name), name)
-    return function(**builder.get("kwargs", {}))

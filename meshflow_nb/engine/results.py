@@ -66,6 +66,9 @@ class RunResult:
     decisions: list[Decision] = field(default_factory=list)
     preflight: PreflightReport | None = None
     error: str | None = None
+    unrecorded: int = 0
+    """Events the ledger did not record; ``recording_error`` is the first reason."""
+    recording_error: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -91,6 +94,9 @@ class RunResult:
             f"time: {t.duration_ms / 1000:.2f} s",
         ]
         lines += [f"  gate {d.node_id}: {d.describe()}" for d in self.decisions]
+        if self.unrecorded:
+            lines.append(f"  ledger: {_count(self.unrecorded, 'event')} not recorded "
+                         f"({self.recording_error})")
         governance = self._governance_lines()
         if governance:
             lines.append("  governance: " + "; ".join(governance))
@@ -119,3 +125,8 @@ class RunResult:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(self.summary())
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 event``, ``2 events``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -22,24 +22,21 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..agents.base import AgentResult, NodeContext, normalize_result
 from ..errors import MeshflowError
 from ..events import EventBus, EventType, MeshEvent, utc_now
-from ..hitl.requests import ApprovalConfigError, Approver, Decision, GateRequest
-from ..hitl.resolve import resolve_approver
+from ..hitl.requests import Approver, Decision, GateRequest
 from ..model.conditions import ConditionEvalError, parse_condition
-from ..model.graph import Edge, HumanGate, Node, Topology
-from ..model.preflight import PreflightReport, Problem, check_structure
+from ..model.graph import Blueprint, Edge, HumanGate, Node, Topology
+from ..model.preflight import PreflightReport
 from ..model.roles import RiskTier
 from ..model.status import RunStatus
 from ..policy.config import Policy
 from ..policy.governor import Governor, PolicyStop
+from .preflight import Recorder, audit_damage, audit_required, check_run, choose_approver
 from .results import NodeRun, RunResult, Totals
-
-if TYPE_CHECKING:
-    from ..workflow import WorkflowDefinition
 
 # Plain-function agents run here so that they overlap like coroutines do.
 AGENT_THREADS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="meshflow-agent")
@@ -62,20 +59,33 @@ class GateRejected(MeshflowError):
 
 
 class Run:
-    """One execution of a definition: its state, its events, its result."""
+    """One execution of a definition: its state, its events, its result.
+
+    Everything it uses is handed to it: the definition, the policy, the ledger that
+    records each event (``ledger``), the approver, the bus that shows events to
+    displays, and ``builder``, how to rebuild the definition in another process (for a
+    checkpoint at a gate).
+    """
 
     def __init__(
         self,
-        definition: WorkflowDefinition,
+        definition: Blueprint,
         task: str,
         *,
+        policy: Policy | None = None,
+        ledger: Recorder | None = None,
         approver: Approver | None = None,
         bus: EventBus | None = None,
         run_id: str | None = None,
-        policy: Policy | None = None,
+        builder: dict[str, Any] | None = None,
     ) -> None:
         self.definition = definition
         self.task = task
+        self.ledger = ledger
+        self.builder = builder
+        self.unrecorded = 0
+        """Events the ledger refused or failed to record (``recording_error`` says why)."""
+        self.recording_error: str | None = None
         self.run_id = run_id or uuid.uuid4().hex[:16]
         self.bus = bus or EventBus()
         self._approver = approver
@@ -97,17 +107,19 @@ class Run:
         self._seq = 0
         self._started = 0.0
         self.policy = policy
-        self.governor = Governor(policy, self) if policy is not None else None
+        self.governor = None if policy is None else Governor(
+            policy, self, ledger_location=ledger.location if ledger is not None else None)
 
     # --- the run as a whole ----------------------------------------------------
 
     async def execute(self) -> RunResult:
         """Pre-flight, then schedule nodes until none is running; always ends cleanly."""
         self._started = time.perf_counter()
+        damage = self._seal_ledger()
         self.emit(EventType.RUN_START, payload={
             "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes),
             **({"policy": self.policy.to_dict()} if self.policy else {})})
-        report = self.preflight()
+        report = self.preflight(damage)
         if not report.ok:
             self.emit(EventType.PREFLIGHT_REJECTED, payload=report.to_dict())
             return self._finish(RunStatus.REJECTED_PREFLIGHT, str(report), report)
@@ -123,20 +135,21 @@ class Run:
             raise
         return self._finish(self.status if self._stopping else RunStatus.COMPLETED, self.error)
 
-    def preflight(self) -> PreflightReport:
-        """Structural checks plus the approver setting, all reported together."""
-        report = check_structure(self.definition)
+    def preflight(self, damage: str | None = None) -> PreflightReport:
+        """Structure, policy and the approver setting, all reported together; settles the
+        approver and readies the governor. ``damage``: what sealing the ledger found."""
+        report = check_run(self.definition, self.policy, ledger=self.ledger, damage=damage)
+        self._approver, problems = choose_approver(self.definition, self.policy, self._approver)
+        report.problems.extend(problems)
         if self.governor is not None:
-            report.problems.extend(self.governor.preflight(self.definition))
-        may_ask = self.governor is not None or any(n.is_gate for n in self.nodes.values())
-        if may_ask and self._approver is None:
-            try:
-                self._approver = resolve_approver(self.policy, self._approver)
-            except ApprovalConfigError as err:
-                report.problems.append(Problem(
-                    "S019", "invalid-approval-setting", "environment", str(err),
-                    err.fix, field=err.field))
+            self.governor.prepare(self.definition)
         return report
+
+    def _seal_ledger(self) -> str | None:
+        """Under immutable audit, verify and seal the ledger before its first entry."""
+        if self.ledger is None or not audit_required(self.policy):
+            return None
+        return audit_damage(self.ledger, self.run_id, seal=True)
 
     def cancel(self) -> None:
         """Stop starting nodes and cancel the ones running (thread-safe via the loop)."""
@@ -171,9 +184,10 @@ class Run:
         result = RunResult(
             run_id=self.run_id, workflow=self.definition.name, task=self.task, status=status,
             output=output, nodes=self.records, totals=self.totals, events=self.bus.history,
-            decisions=self.decisions, preflight=report, error=error)
+            decisions=self.decisions, preflight=report, error=error,
+            unrecorded=self.unrecorded, recording_error=self.recording_error)
         if self.governor is not None:
-            self.governor.after_run(result)
+            self.governor.after_run(status, result.events, result.workflow, result.task)
         return result
 
     def _final_output(self) -> Any:
@@ -196,8 +210,22 @@ class Run:
         event = MeshEvent(run_id=self.run_id, seq=self._seq, ts=utc_now(), type=type_,
                           node_id=node.id if node else None,
                           role=_role(node) if node else None, **fields)
+        if self.ledger is not None:
+            self._record(event)
         self.bus.publish(event)
         return event
+
+    def _record(self, event: MeshEvent) -> None:
+        """Hand the event to the ledger; a refusal or failure is counted, never lost quietly."""
+        try:
+            self.ledger.record(event)
+        except MeshflowError as err:
+            self.unrecorded += 1
+            self.recording_error = self.recording_error or f"{event.type.value}: {err}"
+
+    def node(self, node_id: str) -> Node | None:
+        """The node with this id, if the definition has one (for the policy layers)."""
+        return self.nodes.get(node_id)
 
     # --- starting and finishing nodes -----------------------------------------
 
@@ -222,7 +250,7 @@ class Run:
             self._stop(RunStatus.REJECTED_AT_GATE, f"'{node_id}' {error.decision.describe()}")
         elif isinstance(error, PolicyStop):
             record.status = error.node_status
-            self._stop(RunStatus(error.status), str(error))
+            self._stop(error.status, str(error))
         else:
             record.status, record.error = "failed", str(error)
             self._stop(RunStatus.FAILED, f"node '{node_id}' failed: {error}")
@@ -364,12 +392,10 @@ class Run:
 
     def checkpoint(self, gate_id: str, content: Any) -> dict[str, Any] | None:
         """The run's state while ``gate_id`` waits, or None if it cannot be rebuilt."""
-        builder = getattr(self.definition, "builder", None)
-        if builder is None or self._topo is None:
+        if self.builder is None or self._topo is None:
             return None
-        ledger = self.definition.ledger
         return json.loads(json.dumps({
-            "format": 1, "builder": builder, "task": self.task, "run_id": self.run_id,
+            "format": 1, "builder": self.builder, "task": self.task, "run_id": self.run_id,
             "gate": gate_id, "gate_content": content, "seq": self._seq,
             "records": {n: dataclasses.asdict(r) for n, r in self.records.items()},
             "outputs": self.outputs, "variables": self.variables,
@@ -378,14 +404,15 @@ class Run:
             "feedback": self._feedback, "totals": dataclasses.asdict(self.totals),
             "decisions": [d.to_dict() | {"node_id": d.node_id} for d in self.decisions],
             "policy": self.policy.to_dict() if self.policy else None,
-            "ledger": ledger.location if ledger is not None else None,
+            "ledger": self.ledger.location if self.ledger is not None else None,
         }, default=str))
 
     @classmethod
-    def restore(cls, definition: WorkflowDefinition, state: dict[str, Any], *,
-                bus: EventBus, policy: Policy | None) -> Run:
+    def restore(cls, definition: Blueprint, state: dict[str, Any], *, bus: EventBus,
+                policy: Policy | None, ledger: Recorder | None) -> Run:
         """A run rebuilt from `checkpoint`, ready to `resume` at its gate."""
-        run = cls(definition, state["task"], bus=bus, run_id=state["run_id"], policy=policy)
+        run = cls(definition, state["task"], bus=bus, run_id=state["run_id"], policy=policy,
+                  ledger=ledger, builder=state["builder"])
         run._prepare()
         run._seq = state["seq"]
         run.records = {n: NodeRun(**r) for n, r in state["records"].items()}
@@ -397,7 +424,7 @@ class Run:
         run._edge_taken = {by_ends[s, t]: taken for s, t, taken in state["edges"]}
         run._loop_counts = {by_ends[s, t]: n for s, t, n in state["loops"]}
         if run.governor is not None:
-            run.governor.preflight(definition)
+            run.governor.prepare(definition)
             run.governor.spent_usd, run.governor.spent_g = run.totals.cost_usd, run.totals.carbon_g
         return run
 

@@ -15,11 +15,11 @@ import os
 import threading
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from ..events import EventType, MeshEvent
+from ..events import MeshEvent
 from .anchor import Anchor, new_anchor
 from .errors import ImmutableLedgerError, LedgerError
 from .hashing import row_event
@@ -34,8 +34,13 @@ from .stores import (
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
-if TYPE_CHECKING:
-    from ..workflow import WorkflowDefinition
+
+class _HasLedger(Protocol):
+    ledger: Any
+
+
+Attachable = TypeVar("Attachable", bound=_HasLedger)
+"""A workflow (anything with a ``ledger`` attribute): the ledger records its runs."""
 
 EXPORT_FORMAT = "meshflow-ledger-run"
 
@@ -58,7 +63,6 @@ class ReplayLedger:
             self.store.make_immutable()
         self._writer: LedgerWriter | None = None
         self._sealed_damage: str | None = None
-        self._seal: tuple[str | None, VerificationResult] | None = None
 
     # --- recording ---------------------------------------------------------------
 
@@ -69,13 +73,11 @@ class ReplayLedger:
         return self._writer
 
     def record(self, event: MeshEvent) -> None:
-        """Append one event (use as a subscriber: ``wf.run(task, on_event=ledger.record)``).
+        """Append one event; raises a `LedgerError` when it cannot be accepted.
 
-        A run whose policy has immutable_audit seals the ledger before its first entry.
+        A workflow this ledger is attached to records through here; a run under
+        immutable audit has sealed the ledger (`seal`) before its first entry.
         """
-        if event.type is EventType.RUN_START and \
-                (event.payload.get("policy") or {}).get("immutable_audit"):
-            self.seal(event.run_id)
         if self._sealed_damage:
             raise ImmutableLedgerError(
                 f"immutable_audit: not appending to {self.location}, which fails "
@@ -84,21 +86,17 @@ class ReplayLedger:
 
     def seal(self, run_id: str | None = None) -> VerificationResult:
         """Immutable audit: no writes through `sql`, PostgreSQL triggers on, and no more
-        appends at all if the ledger already fails verification. Returns the check
-        (verified once per run: ``run_id`` names the run that asks)."""
-        if run_id is not None and self._seal is not None and self._seal[0] == run_id:
-            return self._seal[1]
+        appends at all if the ledger already fails verification. Returns the check.
+        ``run_id`` names the run about to start (kept for the caller's log)."""
         self.immutable = True
         if isinstance(self.store, PostgresStore):
             self.store.make_immutable()
         check = self.verify_chain()
         self._sealed_damage = None if check.valid else check.report()
-        self._seal = (run_id, check)
         return check
 
-    def attach(self, workflow: WorkflowDefinition) -> WorkflowDefinition:
+    def attach(self, workflow: Attachable) -> Attachable:
         """Record every event of every later run of ``workflow``; returns it."""
-        workflow.subscribe(self.record)
         workflow.ledger = self
         return workflow
 

@@ -12,14 +12,11 @@ import keyword
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .conditions import ConditionSyntaxError, parse_condition
-from .graph import Edge, Node, Topology
+from .graph import Blueprint, Edge, Node, Topology
 from .roles import RiskTier, Role
-
-if TYPE_CHECKING:
-    from ..workflow import WorkflowDefinition
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ class PreflightReport:
         return {"workflow": self.workflow, "ok": self.ok, "problems": problems}
 
 
-def check_structure(definition: WorkflowDefinition) -> PreflightReport:
+def check_structure(definition: Blueprint) -> PreflightReport:
     """Run every structural rule and collect all problems."""
     report = PreflightReport(definition.name)
     nodes, edges = definition.nodes, definition.edges

@@ -1,9 +1,11 @@
-"""The governor: applies one `Policy` to one run through three hooks.
+"""The governor: applies one `Policy` to one run through its hooks.
 
-The runner calls `preflight` before anything runs, `before_node` before an agent is
-called, `call` around the agent call, `after_node` on its result and `after_complete`
-once the node's completion is recorded. A layer that must stop the run emits its own
-event and raises `PolicyStop`; the runner never needs to know which layer it was.
+The engine calls `prepare` before anything runs, `before_node` before an agent is
+called, `call` around the agent call, `after_node` on its result, `after_complete`
+once the node's completion is recorded and `after_run` at the end. A layer that must
+stop the run emits its own event and raises `PolicyStop` with the run's new status; the
+engine never needs to know which layer it was. The governor sees the run only through
+`RunControl`, so this layer never imports the engine.
 """
 
 from __future__ import annotations
@@ -11,24 +13,21 @@ from __future__ import annotations
 import dataclasses
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..agents.base import AgentResult, NodeContext
 from ..agents.pricing import cost_usd
 from ..errors import MeshflowError
-from ..events import EventType
-from ..model.graph import Node
-from ..model.preflight import Problem
+from ..events import EventType, MeshEvent
+from ..model.graph import Blueprint, Node
+from ..model.status import RunStatus
 from .carbon import carbon_grams
 from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
-from .config import Policy
+from .config import Policy, PolicyMode
 from .guardian import Guardian, Screening
-from .rules import check_policy, ungated_nodes
+from .rules import ungated_nodes
 
 if TYPE_CHECKING:
-    from ..engine.results import RunResult
-    from ..engine.run import Run
-    from ..workflow import WorkflowDefinition
     from .learning import LearningStore
 
 T = TypeVar("T")
@@ -38,18 +37,35 @@ _breakers: dict[int, BreakerRegistry] = {}
 
 
 class PolicyStop(MeshflowError):
-    """A governance layer stopped the run; ``status`` becomes the run's status."""
+    """A governance layer stopped the run; ``status`` becomes the run's status and
+    ``node_status`` the status of the node it stopped at."""
 
-    def __init__(self, status: str, message: str, node_status: str = "blocked") -> None:
+    def __init__(self, status: RunStatus, message: str, node_status: str = "blocked") -> None:
         super().__init__(message)
         self.status = status
         self.node_status = node_status
 
 
-class Governor:
-    """Budgets, guardian, uncertainty, carbon, circuit breaker and approvals for a run."""
+class RunControl(Protocol):
+    """What the governor may do to the run it governs: emit an event, ask a human, look
+    a node up. The engine's `Run` is one; tests can pass anything that has these."""
 
-    def __init__(self, policy: Policy, run: Run) -> None:
+    def emit(self, type_: EventType, node: Node | None = None, **fields: Any) -> MeshEvent: ...
+
+    async def ask_approval(self, node: Node, content: Any, prompt: str, *, reason: str) -> Any:
+        ...
+
+    def node(self, node_id: str) -> Node | None: ...
+
+
+class Governor:
+    """Budgets, guardian, uncertainty, carbon, circuit breaker and approvals for a run.
+
+    ``ledger_location`` is where the run's ledger is (the learning store lives beside it).
+    """
+
+    def __init__(self, policy: Policy, run: RunControl, *,
+                 ledger_location: str | None = None) -> None:
         self.policy = policy
         self.run = run
         self.guardian = Guardian(policy.guardian_action) if policy.enable_guardian else None
@@ -57,19 +73,17 @@ class Governor:
         self.spent_g = 0.0
         self._last: dict[str, tuple[float, float]] = {}
         self._needs_approval: set[str] = set()
-        self.learning = _learning_store(run.definition) \
+        self.learning = _learning_store(ledger_location) \
             if policy.enable_cross_run_learning else None
 
     # --- before anything runs ------------------------------------------------------
 
-    def preflight(self, definition: WorkflowDefinition) -> list[Problem]:
-        problems = check_policy(self.policy, definition)
-        if self.policy.immutable_audit:
-            problems += _audit_problems(definition, self.run.run_id)
+    def prepare(self, definition: Blueprint) -> None:
+        """Outside REGULATED mode (whose pre-flight demands gates instead), an ungated
+        node at or above the tier threshold asks a human before it runs."""
         hitl = self.policy.human_in_loop
-        if hitl.enabled and self.policy.mode.value != "regulated":
+        if hitl.enabled and self.policy.mode is not PolicyMode.REGULATED:
             self._needs_approval = set(ungated_nodes(definition, hitl.tier_threshold))
-        return problems
 
     # --- around one node -----------------------------------------------------------
 
@@ -99,7 +113,7 @@ class Governor:
         try:
             return await registry.breaker(node.id).call(make_call, on_event=self._breaker_event)
         except CircuitOpenError as err:
-            raise PolicyStop("failed", str(err), node_status="failed") from err
+            raise PolicyStop(RunStatus.FAILED, str(err), node_status="failed") from err
 
     async def after_node(self, node: Node, ctx: NodeContext, result: AgentResult) -> AgentResult:
         """Account cost and carbon, screen the output, act on uncertainty."""
@@ -114,10 +128,11 @@ class Governor:
         await self._judge_uncertainty(node, result)
         return result
 
-    def after_run(self, result: RunResult) -> None:
+    def after_run(self, status: RunStatus, events: list[MeshEvent], workflow: str,
+                  task: str) -> None:
         """Cross-run learning: remember what this run taught (scores, feedback, decisions)."""
-        if self.learning is not None and result.status.value != "rejected_preflight":
-            self.learning.record_run(result.events, result.workflow, result.task)
+        if self.learning is not None and status is not RunStatus.REJECTED_PREFLIGHT:
+            self.learning.record_run(events, workflow, task)
 
     def after_complete(self, node: Node, result: AgentResult) -> None:
         """Stop the run once what was actually spent passes a budget."""
@@ -165,7 +180,7 @@ class Governor:
         self.run.emit(EventType.BUDGET_EXCEEDED, node, payload={
             "budget": kind, "when": when, "spent": round(spent, 6), "estimate": round(estimate, 6),
             "cap": cap, "message": message})
-        raise PolicyStop("budget_exceeded", message,
+        raise PolicyStop(RunStatus.BUDGET_EXCEEDED, message,
                          node_status="completed" if when == "after" else "refused")
 
     def _screen(self, node: Node, value: Any, where: str) -> Screening:
@@ -179,7 +194,7 @@ class Governor:
             message = f"the guardian blocked {node.id}: {', '.join(kinds)} in its {where}"
             self.run.emit(EventType.NODE_BLOCKED, node, payload={
                 "layer": "guardian", "message": message})
-            raise PolicyStop("blocked", message)
+            raise PolicyStop(RunStatus.BLOCKED, message)
         return screening
 
     async def _judge_uncertainty(self, node: Node, result: AgentResult) -> None:
@@ -191,7 +206,7 @@ class Governor:
                        f"{self.policy.uncertainty_block:.2f}); its output was not used")
             self.run.emit(EventType.NODE_BLOCKED, node, uncertainty=value, payload={
                 "layer": "uncertainty", "message": message})
-            raise PolicyStop("blocked", message)
+            raise PolicyStop(RunStatus.BLOCKED, message)
         if value > self.policy.uncertainty_escalate:
             self.run.emit(EventType.UNCERTAINTY_ESCALATED, node, uncertainty=value, payload={
                 "threshold": self.policy.uncertainty_escalate,
@@ -202,7 +217,7 @@ class Governor:
 
     def _breaker_event(self, event: BreakerEvent) -> None:
         kind = EventType.NODE_RETRY if event.kind == "retry" else EventType.CIRCUIT_STATE
-        self.run.emit(kind, self.run.nodes.get(event.agent), payload=dict(event.detail))
+        self.run.emit(kind, self.run.node(event.agent), payload=dict(event.detail))
 
 
 def _breaker_registry(policy: Policy, config: CircuitBreakerConfig) -> BreakerRegistry:
@@ -214,27 +229,9 @@ def _breaker_registry(policy: Policy, config: CircuitBreakerConfig) -> BreakerRe
     return _breakers[key]
 
 
-def _audit_problems(definition: WorkflowDefinition, run_id: str) -> list[Problem]:
-    """Immutable audit needs a ledger, sealed, that verifies before anything is added."""
-    ledger = definition.ledger
-    if ledger is None:
-        return [Problem("P007", "no-ledger", "policy",
-                        "immutable_audit is on but no ledger records this workflow.",
-                        "ReplayLedger(path_or_uri).attach(workflow) before running.",
-                        field="immutable_audit")]
-    check = ledger.seal(run_id)
-    if check.valid:
-        return []
-    return [Problem("P008", "ledger-fails-verification", f"ledger {ledger.location}",
-                    f"immutable_audit refuses to run on a damaged ledger:\n{check.report()}",
-                    "restore the ledger from a verified backup or export, or record this "
-                    "workflow in a new ledger.", field="immutable_audit")]
-
-
-def _learning_store(definition: WorkflowDefinition) -> LearningStore:
-    """The store beside the workflow's ledger. Imported here, not at the top, so that
-    pandas and DuckDB stay out of the engine's import until learning is switched on."""
+def _learning_store(ledger_location: str | None) -> LearningStore:
+    """The store beside the run's ledger. Imported here, not at the top, so that pandas
+    and DuckDB stay out of the engine's import until learning is switched on."""
     from .learning import LearningStore, learning_location
 
-    ledger = definition.ledger.location if definition.ledger is not None else None
-    return LearningStore(learning_location(ledger))
+    return LearningStore(learning_location(ledger_location))

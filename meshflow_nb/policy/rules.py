@@ -8,15 +8,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..model.graph import Topology
+from ..model.graph import Blueprint, Topology
 from ..model.preflight import Problem
 
 if TYPE_CHECKING:
-    from ..workflow import WorkflowDefinition
     from .config import Policy
 
 
-def check_policy(policy: Policy, definition: WorkflowDefinition) -> list[Problem]:
+def check_policy(policy: Policy, definition: Blueprint) -> list[Problem]:
     """Every violation of ``policy`` by ``definition``."""
     regulated = policy.mode.value == "regulated"
     return [*_budget_problems(policy, regulated), *_hitl_problems(policy, definition, regulated),
@@ -37,7 +36,7 @@ def _budget_problems(policy: Policy, regulated: bool) -> Iterator[Problem]:
                           f"use a positive number of {unit}, or None for no cap.", field=name)
 
 
-def _hitl_problems(policy: Policy, definition: WorkflowDefinition,
+def _hitl_problems(policy: Policy, definition: Blueprint,
                    regulated: bool) -> Iterator[Problem]:
     hitl = policy.human_in_loop
     if regulated and not hitl.enabled:
@@ -49,7 +48,7 @@ def _hitl_problems(policy: Policy, definition: WorkflowDefinition,
     if not (regulated and hitl.enabled):
         return
     for node_id in ungated_nodes(definition, hitl.tier_threshold):
-        tier = definition.node(node_id).risk_tier
+        tier = next(n.risk_tier for n in definition.nodes if n.id == node_id)
         yield Problem("P001", "ungated-risky-node", f"node '{node_id}'",
                       f"it is {tier.name} (at or above {hitl.tier_threshold.name}) and a path "
                       "reaches it without passing a human gate.",
@@ -68,7 +67,7 @@ def _threshold_problems(policy: Policy) -> Iterator[Problem]:
                       field="uncertainty_escalate")
 
 
-def _role_problems(definition: WorkflowDefinition, regulated: bool) -> Iterator[Problem]:
+def _role_problems(definition: Blueprint, regulated: bool) -> Iterator[Problem]:
     if not regulated:
         return
     for node in definition.nodes:
@@ -78,7 +77,7 @@ def _role_problems(definition: WorkflowDefinition, regulated: bool) -> Iterator[
                           "pass role=Role.<...> to the node.", field="role")
 
 
-def ungated_nodes(definition: WorkflowDefinition, threshold: int) -> list[str]:
+def ungated_nodes(definition: Blueprint, threshold: int) -> list[str]:
     """Nodes at or above ``threshold`` that some path from an entry reaches gate-free."""
     topo = Topology.of([n.id for n in definition.nodes], definition.edges)
     gates = {n.id for n in definition.nodes if n.is_gate}
@@ -93,3 +92,20 @@ def ungated_nodes(definition: WorkflowDefinition, threshold: int) -> list[str]:
                   if e.source == node_id and e.target not in gates]
     return [n.id for n in definition.nodes
             if n.id in reached and not n.is_gate and n.risk_tier >= threshold]
+
+
+def audit_problems(ledger_location: str | None, damage: str | None) -> list[Problem]:
+    """What immutable audit demands: a ledger (P007) that verifies before anything is
+    added (P008). ``damage`` is the verifier's report, or why the ledger could not be
+    verified; None when it verified."""
+    if ledger_location is None:
+        return [Problem("P007", "no-ledger", "policy",
+                        "immutable_audit is on but no ledger records this workflow.",
+                        "ReplayLedger(path_or_uri).attach(workflow) before running.",
+                        field="immutable_audit")]
+    if damage is None:
+        return []
+    return [Problem("P008", "ledger-fails-verification", f"ledger {ledger_location}",
+                    f"immutable_audit refuses to run on a damaged ledger:\n{damage}",
+                    "restore the ledger from a verified backup or export, or record this "
+                    "workflow in a new ledger.", field="immutable_audit")]
