@@ -13,6 +13,7 @@ import pytest
 from meshflow_nb import (
     ApprovalConfigError,
     GateRequest,
+    MeshflowError,
     Node,
     ReplayLedger,
     RiskTier,
@@ -22,6 +23,7 @@ from meshflow_nb import (
 from meshflow_nb.notebook import ApprovalPanel, LedgerExplorer, LiveView, run_live
 from meshflow_nb.notebook.drawing import STATE_FILLS
 from meshflow_nb.notebook.explorer import DAMAGED_STYLE
+from meshflow_nb.notebook.live import WouldBlockKernelError
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 TASK = "solid-state batteries"
@@ -142,8 +144,9 @@ def test_result_refuses_to_block_the_kernel_while_the_panel_waits(tmp_path: Path
     live = run_live(build_capstone_pipeline(), TASK, show=False)
     live.panel.reviewer.value = "Ada"
     wait_until(lambda: live.panel.waiting)
-    with pytest.raises(RuntimeError, match="await live"):
+    with pytest.raises(WouldBlockKernelError, match="await live") as caught:
         live.result()
+    assert isinstance(caught.value, MeshflowError) and isinstance(caught.value, RuntimeError)
     live.panel.approve_button.click()
     assert live.result(10).status.value == "completed"
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import graphviz
 
+from ..errors import MeshflowError
 from ..model.graph import Edge, Node, Topology
 from ..model.roles import RiskTier, Role
 
@@ -34,8 +35,11 @@ INSTALL_HINT = (
     "then restart the kernel")
 
 
-class GraphvizNotInstalled(graphviz.ExecutableNotFound):
-    """The ``dot`` binary is missing; the message says how to install it."""
+class GraphvizNotInstalled(MeshflowError, graphviz.ExecutableNotFound):
+    """The ``dot`` binary is missing; the message says how to install it.
+
+    Also graphviz's own ExecutableNotFound (a RuntimeError), so code written against
+    graphviz catches it too."""
 
     def __init__(self, message: str = INSTALL_HINT) -> None:
         RuntimeError.__init__(self, message)

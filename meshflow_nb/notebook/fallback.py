@@ -10,12 +10,13 @@ rewritten in place: an executed notebook shows the final state, not the first on
 from __future__ import annotations
 
 import threading
+from abc import ABC, abstractmethod
 from typing import Any
 
 from IPython.display import DisplayHandle, display
 
 
-class FallbackDisplay:
+class FallbackDisplay(ABC):
     """Base of the meshflow widgets: subclasses pass their ``widget`` and write `text`/`html`."""
 
     def __init__(self, widget: Any) -> None:
@@ -24,13 +25,13 @@ class FallbackDisplay:
         self._handles: list[DisplayHandle] = []
         self._handles_lock = threading.Lock()
 
+    @abstractmethod
     def text(self) -> str:
         """The state as plain text."""
-        raise NotImplementedError
 
+    @abstractmethod
     def html(self) -> str:
         """The state as static HTML: no script, nothing fetched."""
-        raise NotImplementedError
 
     def _bundle(self) -> dict[str, Any]:
         bundle = {"text/plain": self.text(), "text/html": self.html()}

@@ -17,9 +17,14 @@ from IPython.display import display
 
 from ..engine.launch import RunHandle
 from ..engine.results import RunResult
+from ..errors import MeshflowError
 from ..workflow import WorkflowDefinition
 from .approval_panel import ApprovalPanel
 from .liveview import LiveView
+
+
+class WouldBlockKernelError(MeshflowError, RuntimeError):
+    """A blocking wait was asked for while only the kernel could end it (a panel click)."""
 
 
 @dataclass
@@ -35,12 +40,13 @@ class LiveRun:
         return self.handle.run_id
 
     def __await__(self):
+        """``await live``: the run's `RunResult`, while the kernel keeps taking clicks."""
         return self.handle.__await__()
 
     def result(self, timeout: float | None = None) -> RunResult:
         """Wait for the end of the run (blocking: prefer ``await live`` in a notebook)."""
         if self.panel.waiting and not self.handle.done():
-            raise RuntimeError(
+            raise WouldBlockKernelError(
                 "the approval panel is waiting for a click, and result() would block the "
                 "kernel so the click could never arrive: use 'result = await live' instead")
         return self.handle.result(timeout)

@@ -9,7 +9,10 @@
     %meshflow_verify --ledger ledger         # LedgerView: damaged rows highlighted
 
 Rich objects (workflows, ledgers) are passed by variable name and looked up in the
-user namespace. Mistakes give a one-line `UsageError`, never a traceback. See
+user namespace. Mistakes give a one-line `UsageError`, never a traceback: IPython's
+own class, the one exception here that is not a `MeshflowError`, because IPython prints
+exactly that class in one line. Errors of the ledger arrive as `LedgerError` (the
+ledger wraps its database driver's), so this module imports no driver. See
 docs/magics.md.
 """
 
@@ -17,7 +20,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import duckdb
 import pandas as pd
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
@@ -25,6 +27,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 from IPython.display import SVG, Pretty, display
 
 from ..engine.results import RunResult
+from ..errors import MeshflowError
 from ..hitl.local import fixed_approver
 from ..hitl.requests import Approver
 from ..ledger.errors import LedgerError
@@ -105,7 +108,7 @@ class MeshflowMagics(Magics):
         ledger.flush()
         try:
             return ledger.sql(cell)
-        except _database_errors() as err:
+        except LedgerError as err:
             raise UsageError(f"%%meshflow_sql: {_one_line(err)}") from None
 
     @magic_arguments()
@@ -121,7 +124,7 @@ class MeshflowMagics(Magics):
         ledger = self._ledger(args)
         try:
             return explore(ledger, args.run_id, args.anchor)
-        except (OSError, ValueError, *_database_errors()) as err:
+        except (OSError, ValueError, MeshflowError) as err:  # ValueError: a bad anchor
             raise UsageError(f"%meshflow_verify: {_one_line(err)}") from None
 
     # --- helpers -----------------------------------------------------------------
@@ -145,7 +148,7 @@ class MeshflowMagics(Magics):
             return self._lookup(args.ledger, ReplayLedger)
         try:
             return ReplayLedger(args.db or default_location())
-        except (OSError, *_database_errors()) as err:
+        except (OSError, MeshflowError) as err:
             raise UsageError(f"cannot open the ledger: {_one_line(err)}") from None
 
 
@@ -231,16 +234,6 @@ def _run(workflow: WorkflowDefinition, task: str, approver: Approver | None) -> 
 def _parse(magic: Any, line: str) -> Any:
     """Parse a magic's arguments; argparse's own errors already are UsageErrors."""
     return parse_argstring(magic, line)
-
-
-def _database_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions a ledger query raises for bad SQL or an unusable database."""
-    errors: list[type[BaseException]] = [LedgerError, duckdb.Error]
-    try:
-        import psycopg
-    except ImportError:
-        return tuple(errors)
-    return (*errors, psycopg.Error)
 
 
 def _one_line(err: BaseException) -> str:
