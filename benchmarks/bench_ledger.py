@@ -10,8 +10,8 @@ Figures (README.md explains each and its target):
 * ``append_throughput``  events per second committed by the writer, per durability mode,
   on DuckDB and (when a server can be started) PostgreSQL.
 
-The 1M-entry ledger is generated in bulk through the real ``hashing.event_row`` and
-``hashing.chain_rows`` and inserted through Arrow, then cached in ``.cache/``. Before it
+The 1M-entry ledger is generated in bulk through the real ``rows.event_row`` and
+``rows.chain_rows`` and inserted through Arrow, then cached in ``.cache/``. Before it
 is used, a small sample from the same generator is written a second time through the real
 writer (``LedgerWriter`` -> ``Store.append``) and both ledgers must hold identical rows.
 """
@@ -19,7 +19,6 @@ writer (``LedgerWriter`` -> ``Store.append``) and both ledgers must hold identic
 from __future__ import annotations
 
 import gc
-import json
 import os
 import random
 import resource
@@ -41,11 +40,13 @@ from timing import stats, target
 import meshflow_nb.ledger.verify as verify_pass
 from meshflow_nb.events import EventType, MeshEvent
 from meshflow_nb.ledger import Durability, ReplayLedger
+from meshflow_nb.ledger.canonical import CANONICAL_SQL
 from meshflow_nb.ledger.forensics import run_record_problems
-from meshflow_nb.ledger.hashing import Row, chain_rows, event_row
 from meshflow_nb.ledger.replay import _stores
+from meshflow_nb.ledger.rows import RUN_FIELDS, Row, chain_rows, event_row
 from meshflow_nb.ledger.schema import ENTRY_COLUMNS, RUN_COLUMNS, create_statements
-from meshflow_nb.ledger.stores import DuckDBStore, _arrow_schema
+from meshflow_nb.ledger.stores import DuckDBStore
+from meshflow_nb.ledger.stores.duckdb import arrow_schema
 from meshflow_nb.ledger.writer import LedgerWriter
 from meshflow_nb.pipelines import build_capstone_pipeline
 
@@ -168,22 +169,23 @@ def run_records(rows: list[Row]) -> list[Row]:
     records: dict[str, Row] = {}
     for row in rows:
         if row["event_type"] == EventType.RUN_START.value:
-            payload = json.loads(row["payload"])
+            fields = row[RUN_FIELDS]
             records[row["run_id"]] = {
-                "run_id": row["run_id"], "workflow": payload["workflow"],
-                "task": payload["task"], "status": "running", "started_at": row["ts"],
-                "ended_at": None, "entry_count": 0, "head_hash": None, "policy": None}
+                "run_id": row["run_id"], "workflow": fields["workflow"],
+                "task": fields["task"], "status": "running", "started_at": row["ts"],
+                "ended_at": None, "entry_count": 0, "head_hash": None,
+                "policy": fields["policy"]}
         record = records[row["run_id"]]
         record["entry_count"], record["head_hash"] = row["run_seq"], row["hash"]
         if row["event_type"] == EventType.RUN_COMPLETE.value:
-            record["status"] = json.loads(row["payload"])["status"]
+            record["status"] = row[RUN_FIELDS]["status"]
             record["ended_at"] = row["ts"]
     return list(records.values())
 
 
 def write_ledger(path: Path, rows: list[Row]) -> None:
     """Create the tables and insert ``rows`` and their run records in bulk through Arrow."""
-    entries = pa.Table.from_pylist(rows, schema=_arrow_schema())
+    entries = pa.Table.from_pylist(rows, schema=arrow_schema())
     names = [n for n, _ in RUN_COLUMNS]
     runs = pa.Table.from_pylist(run_records(rows), schema=pa.schema(
         [(n, pa.int64() if n == "entry_count" else pa.string()) for n in names]))
@@ -352,7 +354,7 @@ def _scan(store: DuckDBStore) -> Any:
 
 def _fetch_canonical(store: DuckDBStore) -> int:
     with store.reader() as cursor:
-        reader = cursor.sql(f"SELECT {verify_pass.CANONICAL_SQL} FROM ledger_entries"
+        reader = cursor.sql(f"SELECT {CANONICAL_SQL} FROM ledger_entries"
                             ).to_arrow_reader(verify_pass.BATCH_ROWS)
         return sum(len(batch) for batch in reader)
 

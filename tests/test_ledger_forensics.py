@@ -23,8 +23,8 @@ import pytest
 
 from meshflow_nb import AgentResult, WorkflowDefinition
 from meshflow_nb.ledger import GENESIS, Anchor, ReplayLedger, save_anchors
+from meshflow_nb.ledger.canonical import canonical_text, entry_hash
 from meshflow_nb.ledger.forensics import Damage
-from meshflow_nb.ledger.hashing import canonical_text, entry_hash
 from meshflow_nb.ledger.schema import ENTRY_COLUMNS
 from meshflow_nb.pipelines import build_capstone_pipeline
 

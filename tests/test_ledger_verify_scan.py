@@ -16,7 +16,7 @@ import pytest
 
 import meshflow_nb.ledger.verify as verify_module
 from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.hashing import canonical_text, entry_hash
+from meshflow_nb.ledger.canonical import canonical_text, entry_hash
 from meshflow_nb.ledger.schema import ENTRY_COLUMNS
 from meshflow_nb.ledger.stores import DuckDBStore
 from meshflow_nb.pipelines import build_capstone_pipeline

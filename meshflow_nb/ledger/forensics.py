@@ -20,14 +20,13 @@ How a damaged run is read:
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .anchor import Anchor
-from .hashing import text_form
-from .schema import GENESIS, HASHED_COLUMNS, SEPARATOR
+from .canonical import HASHED_COLUMNS, position_hasher
+from .schema import GENESIS
 from .stores import Store
 
 END_EVENT = "run_complete"
@@ -97,7 +96,7 @@ class _Entry:
     oseq: int = 0
     orun: int = 0
     edited: bool = False
-    _tail: bytes | None = None
+    _hash_at: Callable[[int, int], str] | None = field(default=None, compare=False, repr=False)
 
     @property
     def hash(self) -> str:
@@ -123,13 +122,9 @@ class _Entry:
         """Whether the stored hash matches this entry's contents at another position."""
         if seq < 1 or run_seq < 1:
             return False
-        if self._tail is None:  # every column after run_seq: the same at any position
-            self._tail = SEPARATOR.join(
-                text_form(self.values[c]) for c in HASHED_COLUMNS[3:]).encode("utf-8")
-        head = SEPARATOR.join((str(seq), text_form(self.values["run_id"]), str(run_seq), ""))
-        digest = hashlib.sha256(head.encode("utf-8"))
-        digest.update(self._tail)
-        return digest.hexdigest() == self.hash
+        if self._hash_at is None:
+            self._hash_at = position_hasher(self.values)
+        return self._hash_at(seq, run_seq) == self.hash
 
 
 def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[Problem]:

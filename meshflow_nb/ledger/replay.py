@@ -22,15 +22,10 @@ import pandas as pd
 from ..events import MeshEvent
 from .anchor import Anchor, new_anchor
 from .errors import ImmutableLedgerError, LedgerError
-from .hashing import row_event
 from .location import default_location
+from .rows import row_event
 from .schema import ENTRY_COLUMNS
-from .stores import (
-    PostgresStore,
-    Store,
-    is_read_only,
-    open_store,
-)
+from .stores import PostgresStore, Store, is_read_only, open_store, redact
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
@@ -130,7 +125,7 @@ class ReplayLedger:
         frame = self.store.query("SELECT * FROM ledger_entries WHERE run_id = ? "
                                  "ORDER BY run_seq", [run_id])
         if frame.empty:
-            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+            raise self._no_run(run_id)
         return [row_event(row) for row in frame.to_dict("records")]
 
     # --- checking ----------------------------------------------------------------
@@ -152,7 +147,7 @@ class ReplayLedger:
         rows = self.store.rows("SELECT run_seq, hash, event_type FROM ledger_entries "
                                "WHERE run_id = ? ORDER BY run_seq DESC LIMIT 1", [run_id])
         if not rows:
-            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+            raise self._no_run(run_id)
         length, head, last_type = rows[0]
         return new_anchor(run_id, int(length), head, last_type == "run_complete")
 
@@ -165,7 +160,7 @@ class ReplayLedger:
         entries = self.store.query(f"SELECT {text_cols} FROM ledger_entries AS e "
                                    "WHERE run_id = ? ORDER BY e.seq", [run_id])
         if entries.empty:
-            raise LedgerError(f"no run {run_id!r} in the ledger at {self.location}")
+            raise self._no_run(run_id)
         run = self.store.query("SELECT * FROM ledger_runs WHERE run_id = ?", [run_id])
         return json.dumps({
             "format": EXPORT_FORMAT, "version": 1, "run_id": run_id,
@@ -185,8 +180,12 @@ class ReplayLedger:
     def close(self) -> None:
         self.flush()
 
+    def _no_run(self, run_id: str) -> LedgerError:
+        return LedgerError(f"no run {run_id!r} in {self.store.where}")
+
     def __repr__(self) -> str:
-        return f"<ReplayLedger {self.store.dialect} {self.location} durability={self.durability}>"
+        return (f"<ReplayLedger {self.store.dialect} {redact(self.location)} "
+                f"durability={self.durability}>")
 
 
 @atexit.register

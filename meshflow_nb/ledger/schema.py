@@ -1,19 +1,13 @@
-"""The ledger's tables and the one canonical text every entry's hash is taken over.
+"""The ledger's tables: one row per entry, one per run.
 
-The same SQL works on DuckDB and PostgreSQL. docs/ledger.md explains each column and
-shows how to recompute a hash by hand in pandas and in SQL.
+The same SQL works on DuckDB and PostgreSQL. docs/ledger.md explains each column; the
+hash recipe over an entry's columns is `canonical`.
 """
 
 from __future__ import annotations
 
 GENESIS = "0" * 64
 """``prev_hash`` of the first entry of every run."""
-
-SEPARATOR = "\x1f"
-"""ASCII unit separator between fields: JSON text and our ids never contain it raw."""
-
-NULL_TEXT = "\\N"
-"""How a NULL column is written in the canonical text (backslash, capital N)."""
 
 DECIMALS = 9
 """Digits after the point for uncertainty, cost_usd and carbon_g (stored as DECIMAL)."""
@@ -36,11 +30,6 @@ ENTRY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("prev_hash", "VARCHAR NOT NULL"),
     ("hash", "VARCHAR NOT NULL"),
 )
-
-HASHED_COLUMNS: tuple[str, ...] = tuple(name for name, _ in ENTRY_COLUMNS if name != "hash")
-"""Every stored column but ``hash`` itself, in this order, makes the canonical text."""
-
-DECIMAL_COLUMNS = frozenset({"uncertainty", "cost_usd", "carbon_g"})
 
 RUN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("run_id", "VARCHAR NOT NULL PRIMARY KEY"),
@@ -65,10 +54,3 @@ def create_statements() -> list[str]:
         f"CREATE TABLE IF NOT EXISTS ledger_runs (\n    {runs}\n)",
     ]
 
-
-def canonical_sql(table_alias: str = "") -> str:
-    """SQL expression that rebuilds an entry's canonical text from its columns."""
-    prefix = f"{table_alias}." if table_alias else ""
-    parts = [f"coalesce(CAST({prefix}{name} AS VARCHAR), '{NULL_TEXT}')"
-             for name in HASHED_COLUMNS]
-    return " || chr(31) || ".join(parts)

@@ -1,10 +1,10 @@
 """Forensic verification of the ledger's hash chains.
 
 Three passes: (1) one scan recomputes every entry's SHA-256 from its columns (the
-canonical text is rebuilt in SQL, hashed in Python) and checks the links, order and gaps
-of every run, the ledger-wide sequence and each run's record; (2) the damaged runs alone
-are fetched and each problem is classified and described in a sentence; (3) anchors (held
-outside the table) catch what a self-consistent rewrite hides.
+canonical text of `canonical`, rebuilt in SQL and hashed in Python) and checks the links,
+order and gaps of every run, the ledger-wide sequence and each run's record; (2) the
+damaged runs alone are fetched and each finding is classified and described in a
+sentence; (3) anchors (held outside the table) catch what a self-consistent rewrite hides.
 
 On DuckDB the scan streams Arrow batches from a second connection in a helper thread
 while the calling thread hashes them, and does the chain, gap and record checks with
@@ -17,8 +17,6 @@ PostgreSQL every check runs in SQL.
 from __future__ import annotations
 
 import binascii
-import hashlib
-import itertools
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -27,21 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .anchor import Anchor
+from .canonical import CANONICAL_SQL, HEX_WIDTH, digests, entry_hash
 from .forensics import Problem, against_anchor, classify_run, ledger_gaps, run_record_problems
-from .schema import GENESIS, HASHED_COLUMNS, NULL_TEXT
+from .schema import GENESIS
 from .stores import DuckDBStore, Store
 
 BATCH_ROWS = 20_000
 """Rows per Arrow batch: small enough that hashing overlaps the SQL, big enough to be cheap."""
-
-HEX_WIDTH = 64
-"""Characters of a SHA-256 hex digest (``hash`` and ``prev_hash``)."""
-
-CANONICAL_SQL = "concat_ws(chr(31), " + ", ".join(
-    f"coalesce(CAST({name} AS VARCHAR), '{NULL_TEXT}')" for name in HASHED_COLUMNS) + ")"
-"""The canonical text of `schema.canonical_sql` as one function call (no NULL argument
-remains after coalesce, so it is the same text), which DuckDB builds about twice as fast
-as a chain of ``||``."""
 
 
 @dataclass
@@ -145,7 +135,7 @@ def _sql_scan(store: Store, where: str, params: list) -> Scan:
     bad, count = {}, 0
     for seq, run, canonical, stored in store.rows(sql, params):
         count += 1
-        if hashlib.sha256(canonical.encode("utf-8")).hexdigest() != stored:
+        if entry_hash(canonical) != stored:
             bad[seq] = run
     runs = store.rows(f"SELECT count(DISTINCT run_id) FROM ledger_entries {where}", params)
     return Scan(count, runs[0][0], bad, _broken_runs(store, where, params))
@@ -314,10 +304,7 @@ def _string_buffers(column: Any) -> tuple[Any, Any]:
 def _digests(column: Any) -> bytes:
     """SHA-256 of every value of a string column, hashed straight from its Arrow buffers."""
     bounds, data = _string_buffers(column)
-    view = memoryview(data) if data is not None else memoryview(b"")
-    sha = hashlib.sha256
-    return b"".join([sha(view[start:end]).digest()
-                     for start, end in itertools.pairwise(bounds.tolist())])
+    return digests(data if data is not None else b"", bounds.tolist())
 
 
 def _hex_values(column: Any) -> Any:

@@ -26,7 +26,7 @@ from enum import StrEnum
 
 from ..events import EventType, MeshEvent
 from .errors import LedgerWriteError
-from .hashing import Row, event_row
+from .rows import Row, event_row
 from .stores import Store
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,7 @@ class LedgerWriter:
     def _late(self, timeout: float | None) -> LedgerWriteError:
         cause = f" ({self._error})" if self._error is not None else ""
         error = LedgerWriteError(
-            f"the ledger at {self.store.location} has not committed within {timeout} s"
+            f"{self.store.where} has not committed within {timeout} s"
             f"{cause}; the events are kept and retried")
         error.__cause__ = self._error
         return error

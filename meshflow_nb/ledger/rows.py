@@ -1,20 +1,31 @@
-"""Turning events into chained ledger rows: canonical text and SHA-256.
+"""Events to ledger rows and back, and chaining a batch of rows into the ledger.
 
-A row's ``hash`` is the SHA-256 (hex) of its canonical text: the text form of every
-column but ``hash`` (``prev_hash`` included), joined by U+001F, NULL written as ``\\N``.
+Kept apart from `canonical` on purpose: this is how the event model maps onto the table
+(JSON text for output and payload, fixed-point text for the decimals, what the run
+record takes from an event), which grows with the events; `canonical` is the hash recipe
+over stored columns, which must not change under ledgers already written.
+
+A row is a dict of column values. A row made by `event_row` from a run_start or
+run_complete event also holds `RUN_FIELDS`, which is not a column: what the run's record
+in ``ledger_runs`` needs from the event, so that the store never parses the payload's
+JSON text back (and a row read from the table, which lacks it, is still a whole entry).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..events import MeshEvent
-from .schema import DECIMALS, GENESIS, HASHED_COLUMNS, NULL_TEXT, SEPARATOR
+from ..events import EventType, MeshEvent
+from .canonical import canonical_text, entry_hash
+from .schema import DECIMALS, GENESIS
 
 Row = dict[str, Any]
+
+RUN_FIELDS = "run_fields"
+"""Key of a row's run-record fields: workflow, task and policy (JSON text) on a
+run_start row, status on a run_complete row. Not a column: never stored or hashed."""
 
 
 def to_json_text(value: Any) -> str | None:
@@ -32,22 +43,9 @@ def decimal_text(value: float | None) -> str | None:
     return text[1:] if text == "-" + "0." + "0" * DECIMALS else text
 
 
-def text_form(value: Any) -> str:
-    """A column value as it appears in the canonical text."""
-    return NULL_TEXT if value is None else str(value)
-
-
-def canonical_text(row: Mapping[str, Any]) -> str:
-    return SEPARATOR.join(text_form(row[name]) for name in HASHED_COLUMNS)
-
-
-def entry_hash(canonical: str) -> str:
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
 def event_row(event: MeshEvent) -> Row:
     """The stored columns of an event, before it has a ledger position and a hash."""
-    return {
+    row: Row = {
         "run_id": event.run_id, "run_seq": event.seq, "ts": event.ts,
         "event_type": event.type.value, "node_id": event.node_id, "role": event.role,
         "output": to_json_text(event.output), "payload": to_json_text(event.payload),
@@ -55,6 +53,21 @@ def event_row(event: MeshEvent) -> Row:
         "tokens_in": event.tokens_in, "tokens_out": event.tokens_out,
         "carbon_g": decimal_text(event.carbon_g),
     }
+    fields = run_fields(event)
+    if fields is not None:
+        row[RUN_FIELDS] = fields
+    return row
+
+
+def run_fields(event: MeshEvent) -> dict[str, Any] | None:
+    """What the run's record takes from a run_start or run_complete event (else None)."""
+    payload = event.payload
+    if event.type is EventType.RUN_START:
+        return {"workflow": payload.get("workflow"), "task": payload.get("task"),
+                "policy": to_json_text(payload.get("policy"))}
+    if event.type is EventType.RUN_COMPLETE:
+        return {"status": payload.get("status")}
+    return None
 
 
 def chain_rows(rows: Iterable[Row], next_seq: int, heads: dict[str, str]) -> list[Row]:

@@ -1,0 +1,120 @@
+"""The ledger in a PostgreSQL database, reached by a ``postgresql://`` URI (psycopg 3).
+
+PostgreSQL is shared by many processes: every append reads the next position and the
+runs' heads inside its transaction, under an advisory lock. psycopg is an optional
+dependency (``meshflow-nb[postgres]``), imported only when such a ledger is opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ImmutableLedgerError, LedgerError
+from ..rows import Row
+from .base import ENTRY_NAMES, Store, reason, running
+
+APPEND_ONLY = "ledger_entries is append-only (immutable_audit)"
+"""How the immutability triggers refuse a change (and how that refusal is recognised)."""
+
+_IMMUTABLE_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION meshflow_reject_change() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION '{APPEND_ONLY}: % is not allowed', TG_OP;
+END $$ LANGUAGE plpgsql
+"""
+
+
+class PostgresStore(Store):
+    """A PostgreSQL database reached by a ``postgresql://`` URI (psycopg 3)."""
+
+    dialect = "postgresql"
+    title = "PostgreSQL"
+    _APPEND_LOCK = 0x4D455348  # advisory lock key serialising appends ("MESH")
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        import psycopg
+
+        self.location = uri
+        try:
+            self._con = psycopg.connect(uri)
+        except psycopg.Error as err:
+            raise LedgerError(f"cannot connect to {self.where}: {reason(err)}") from err
+
+    def _driver_errors(self) -> tuple[type[Exception], ...]:
+        import psycopg
+
+        return (psycopg.Error,)
+
+    def _ledger_error(self, action: str, err: Exception) -> LedgerError:
+        """A change the immutability triggers refused is an ImmutableLedgerError."""
+        if APPEND_ONLY in str(err):
+            return ImmutableLedgerError(f"cannot {action} on {self.where}: {reason(err)}")
+        return super()._ledger_error(action, err)
+
+    @contextmanager
+    def _begin(self, changes: bool = True) -> Iterator[Any]:
+        with self._lock, self._con.transaction(), self._con.cursor() as cur:
+            yield _QmarkCursor(cur)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        with self.transaction(running(sql)) as cur:
+            cur.execute(sql, list(params))
+            names = [d.name for d in cur.description]
+            return pd.DataFrame(cur.fetchall(), columns=names)
+
+    def close(self) -> None:
+        with self.failing("close the connection"):
+            self._con.close()
+
+    def _lock_ledger(self, cur: Any) -> None:
+        cur.execute("SELECT pg_advisory_xact_lock(?)", [self._APPEND_LOCK])
+
+    def _insert_rows(self, cur: Any, rows: list[Row]) -> None:
+        columns = ", ".join(ENTRY_NAMES)
+        with cur.raw.copy(f"COPY ledger_entries ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[n] for n in ENTRY_NAMES])
+
+    def make_immutable(self) -> None:
+        """Install triggers that reject UPDATE, DELETE and TRUNCATE on the entries.
+
+        Idempotent, and never undone by the toolkit: opening the ledger without
+        immutable audit must not weaken a database another process sealed.
+        """
+        with self.transaction("install the immutability triggers") as cur:
+            self._lock_ledger(cur)
+            cur.execute(_IMMUTABLE_FUNCTION)
+            cur.execute("DROP TRIGGER IF EXISTS ledger_entries_immutable ON ledger_entries")
+            cur.execute("DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries")
+            cur.execute("CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE "
+                        "ON ledger_entries FOR EACH ROW EXECUTE FUNCTION "
+                        "meshflow_reject_change()")
+            cur.execute("CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE "
+                        "ON ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION "
+                        "meshflow_reject_change()")
+
+
+class _QmarkCursor:
+    """Lets the shared SQL use ``?`` placeholders on psycopg, which expects ``%s``."""
+
+    def __init__(self, cur: Any) -> None:
+        self.raw = cur
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if params:  # psycopg reads %-placeholders only when there are parameters
+            self.raw.execute(sql.replace("%", "%%").replace("?", "%s"), list(params))
+        else:
+            self.raw.execute(sql)
+
+    def fetchall(self) -> list[tuple]:
+        return self.raw.fetchall()
+
+    @property
+    def description(self) -> Any:
+        return self.raw.description
+
