@@ -5,11 +5,13 @@ imports it.
 """
 
 from .approval_panel import ApprovalPanel
+from .drawing import GraphvizNotInstalled, render_svg, to_dot
 from .explorer import LedgerView, explore
 from .ledger_widget import LedgerExplorer
-from .live import LiveRun, run_live
+from .live import LiveRun, WouldBlockKernelError, run_live
 from .liveview import LiveView
 from .runview import RunView
 
-__all__ = ["ApprovalPanel", "LedgerExplorer", "LedgerView", "LiveRun", "LiveView", "RunView",
-           "explore", "run_live"]
+__all__ = ["ApprovalPanel", "GraphvizNotInstalled", "LedgerExplorer", "LedgerView", "LiveRun",
+           "LiveView", "RunView", "WouldBlockKernelError", "explore", "render_svg", "run_live",
+           "to_dot"]
