@@ -7,6 +7,9 @@ import json
 import threading
 
 from meshflow_nb import EventType, MeshEvent, RunStatus, WorkflowDefinition
+from meshflow_nb.cli.console import progress_line
+from meshflow_nb.events import BOOKKEEPING_KEYS, SHORT_CHARS, headline, short_text
+from meshflow_nb.notebook.runview import detail
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 CONTRACT_TYPES = {"run_start", "node_start", "node_complete", "gate_pause", "gate_resume",
@@ -131,3 +134,41 @@ def test_workflow_subscribers_see_every_run_and_a_broken_one_does_not_stop_it():
 def test_describe_is_one_readable_line():
     line = capstone_result().events[-1].describe()
     assert "run_complete" in line and "status=completed" in line and "\n" not in line
+
+
+def event_with(type_: EventType, **payload) -> MeshEvent:
+    return MeshEvent("r1", 7, "2026-01-01T00:00:00+00:00", type_, node_id="critic",
+                     role="critic", cost_usd=0.0123456789, tokens_in=10, tokens_out=5,
+                     payload={"iteration": 1, "duration_ms": 2.5, "model": "m", **payload})
+
+
+def test_the_headline_keeps_short_values_in_order_and_skips_what_is_asked():
+    payload = {"score": 0.6, "ok": True, "note": "fine", "long": "x" * 61, "items": [1, 2],
+               "none": None, "model": "m"}
+    assert headline(payload) == [("score", 0.6), ("ok", True), ("note", "fine"), ("model", "m")]
+    assert headline(payload, skip=BOOKKEEPING_KEYS) == [("score", 0.6), ("ok", True),
+                                                        ("note", "fine")]
+
+
+def test_short_text_is_one_line_and_cut_with_an_ellipsis():
+    assert short_text("a  b\n\nc") == "a b c"
+    assert short_text("y" * 61) == "y" * 59 + "…" and len(short_text("y" * 61)) == SHORT_CHARS
+    assert short_text("abcdef", 4) == "abc…"
+    assert short_text(0.25) == "0.25"
+
+
+def test_the_three_faces_show_the_same_headline():
+    event = event_with(EventType.NODE_COMPLETE, quality_score=0.625, reason="two\nlines")
+    assert event.describe() == ("#7   node_complete      critic (critic)  cost_usd=0.012346 "
+                                "tokens=15 iteration=1 duration_ms=2.5 model=m "
+                                "quality_score=0.625 reason=two lines")
+    assert detail(event) == "quality_score=0.625 reason=two lines"
+    assert progress_line(event) == ("  done    critic         critic           2.5 ms     15 "
+                                    "tokens  $0.0123  quality_score=0.62  reason=two lines")
+
+
+def test_a_terminal_line_leaves_out_feedback_and_cuts_long_values():
+    event = event_with(EventType.NODE_COMPLETE, feedback="cite sources", label="z" * 50)
+    line = progress_line(event)
+    assert "feedback" not in line and line.endswith("label=" + "z" * 39 + "…")
+    assert "feedback=cite sources" in detail(event)  # the table has room for it
