@@ -1,7 +1,7 @@
 """Forensics: once verification has found damage, say what happened and where.
 
 Only damaged runs are fetched here, so this code favours clear sentences over speed.
-Each `Problem` names the entry's ledger seq (or the run), a kind from `Damage`, and a
+Each `Finding` names the entry's ledger seq (or the run), a kind from `Damage`, and a
 sentence a learner can read. docs/ledger-forensics.md walks through every kind.
 
 How a damaged run is read:
@@ -62,7 +62,7 @@ class Damage:
 
 
 @dataclass(frozen=True)
-class Problem:
+class Finding:
     """One damaged place: the entry's ledger seq (None for whole runs), kind, sentence.
 
     ``missing`` lists the ledger positions of removed entries that this problem
@@ -127,7 +127,7 @@ class _Entry:
         return self._hash_at(seq, run_seq) == self.hash
 
 
-def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[Problem]:
+def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[Finding]:
     """Describe every problem of one run whose hashes or links failed verification."""
     entries = _fetch(store, "run_id = ?", [run_id], bad_hashes)
     elsewhere = [s for s, run in bad_hashes.items() if run != run_id] \
@@ -214,7 +214,7 @@ def _vacant(store: Store, limit: int, low: int = 1, high: int | None = None,
 
 
 def _reordered(store: Store, run_id: str, entries: list[_Entry],
-               bad_hashes: dict[int, str]) -> tuple[list[Problem], set[int]]:
+               bad_hashes: dict[int, str]) -> tuple[list[Finding], set[int]]:
     """Pairs of entries that verify once they give each other their places back."""
     problems, paired = [], set()
     for entry in entries:
@@ -253,20 +253,20 @@ def _swapped(a: _Entry, b: _Entry) -> bool:
     return False
 
 
-def _swap_problem(a: _Entry, b: _Entry) -> Problem:
+def _swap_problem(a: _Entry, b: _Entry) -> Finding:
     first, second = sorted((a, b), key=lambda e: e.seq)
     run_a, run_b = first.values["run_id"], second.values["run_id"]
     if run_a == run_b:
         where = f"positions {first.orun} and {second.orun} of run {run_a}"
     else:
         where = f"position {first.orun} of run {run_a} and position {second.orun} of run {run_b}"
-    return Problem(first.seq, run_a, Damage.REORDERED,
+    return Finding(first.seq, run_a, Damage.REORDERED,
                    f"the {first.describe()} at seq {first.seq} and the {second.describe()} at "
                    f"seq {second.seq} ({where}) have exchanged places: each one's hash matches "
                    "the other's position")
 
 
-def _renumbered(store: Store, run_id: str, moved: list[_Entry]) -> Problem:
+def _renumbered(store: Store, run_id: str, moved: list[_Entry]) -> Finding:
     first, last = min(e.seq for e in moved), max(e.seq for e in moved)
     shifts = {(e.seq - e.oseq, e.run_seq - e.orun) for e in moved}
     count = f"{len(moved)} entries" if len(moved) > 1 else "1 entry"
@@ -282,29 +282,29 @@ def _renumbered(store: Store, run_id: str, moved: list[_Entry]) -> Problem:
     # the holes between where the entries were and where they are now are explained here
     low = min(min(e.oseq for e in moved), first)
     high = max(max(e.oseq for e in moved), last)
-    return Problem(first, run_id, Damage.RENUMBERED,
+    return Finding(first, run_id, Damage.RENUMBERED,
                    f"{count} of run {run_id} ({span}) {were} {how} with their contents intact: "
                    "the ledger was renumbered, as happens when entries are inserted or deleted "
                    "before them", tuple(_vacant(store, 100_000, low, high)))
 
 
-def _note_renumbering(problem: Problem, count: int) -> Problem:
+def _note_renumbering(problem: Finding, count: int) -> Finding:
     if problem.kind not in (Damage.INSERTED, Damage.DELETED):
         return problem
     what = "to make room" if problem.kind == Damage.INSERTED else "to close the gap"
     entries = f"{count} later entries were" if count > 1 else "1 later entry was"
-    return Problem(problem.seq, problem.run_id, problem.kind,
+    return Finding(problem.seq, problem.run_id, problem.kind,
                    f"{problem.message}, and {entries} renumbered {what}", problem.missing)
 
 
-def _walk(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
+def _walk(store: Store, run_id: str, entries: list[_Entry]) -> list[Finding]:
     """Follow the run in its original order and describe each break."""
     groups: dict[int, list[_Entry]] = defaultdict(list)
     for entry in entries:
         groups[entry.orun].append(entry)
     linked = {e.prev_hash for e in entries}
     hashes = {e.hash: e for e in entries}
-    problems: list[Problem] = []
+    problems: list[Finding] = []
     prior: _Entry | None = None
     for position in sorted(groups):
         entry, forged = _genuine(groups[position], linked)
@@ -315,7 +315,7 @@ def _walk(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
             problems.append(_deleted(store, run_id, entries, prior, entry, expected))
         elif prior is None:
             if entry.prev_hash != GENESIS and not entry.edited:
-                problems.append(Problem(
+                problems.append(Finding(
                     entry.seq, run_id, Damage.REHASHED,
                     f"the {entry.describe()} at seq {entry.seq} opens run {run_id} but does not "
                     "link to the genesis value, though its hash matches: it was changed and "
@@ -338,22 +338,22 @@ def _genuine(group: list[_Entry], linked: set[str]) -> tuple[_Entry, list[_Entry
     return genuine, [e for e in group if e is not genuine]
 
 
-def _inserted(run_id: str, forged: _Entry, genuine: _Entry) -> Problem:
-    return Problem(forged.seq, run_id, Damage.INSERTED,
+def _inserted(run_id: str, forged: _Entry, genuine: _Entry) -> Finding:
+    return Finding(forged.seq, run_id, Damage.INSERTED,
                    f"the {forged.describe()} at seq {forged.seq} was inserted into run {run_id} "
                    f"at position {forged.orun}: nothing links to it and the chain goes on "
                    f"through the genuine entry for that position (now at seq {genuine.seq})")
 
 
-def _edited(run_id: str, entry: _Entry) -> Problem:
-    return Problem(entry.seq, run_id, Damage.EDITED,
+def _edited(run_id: str, entry: _Entry) -> Finding:
+    return Finding(entry.seq, run_id, Damage.EDITED,
                    f"the {entry.describe()} at seq {entry.seq} (position {entry.run_seq} of run "
                    f"{run_id}) was changed after it was written: its contents no longer match "
                    "its stored hash")
 
 
 def _deleted(store: Store, run_id: str, entries: list[_Entry], prior: _Entry | None,
-             entry: _Entry, expected: int) -> Problem:
+             entry: _Entry, expected: int) -> Finding:
     count = entry.orun - expected
     missing = _missing_seqs(store, run_id, entries, prior, entry, count)
     if count == 1:
@@ -369,7 +369,7 @@ def _deleted(store: Store, run_id: str, entries: list[_Entry], prior: _Entry | N
         after = f"position {entry.orun} at seq {entry.seq}" if not entry.moved else \
             f"the entry written as position {entry.orun}, now at seq {entry.seq}"
         where = f"the chain jumps from position {prior.orun} at seq {prior.seq} to {after}"
-    return Problem(missing[0] if missing else entry.seq, run_id, Damage.DELETED,
+    return Finding(missing[0] if missing else entry.seq, run_id, Damage.DELETED,
                    f"{what} {verb} deleted: {where}", missing)
 
 
@@ -397,32 +397,32 @@ def _span(seqs: Sequence[int]) -> str:
 
 
 def _broken_link(run_id: str, prior: _Entry, entry: _Entry,
-                 hashes: dict[str, _Entry]) -> Problem:
+                 hashes: dict[str, _Entry]) -> Finding:
     """Both entries verify, but ``entry`` does not link to ``prior``."""
     if entry.prev_hash == prior.prev_hash:
-        return Problem(prior.seq, run_id, Damage.INSERTED,
+        return Finding(prior.seq, run_id, Damage.INSERTED,
                        f"the {prior.describe()} at seq {prior.seq} was inserted into run "
                        f"{run_id} at position {prior.orun}: it links to the same entry as the "
                        f"genuine one after it (seq {entry.seq})")
     if entry.seq < prior.seq:
-        return Problem(entry.seq, run_id, Damage.REORDERED,
+        return Finding(entry.seq, run_id, Damage.REORDERED,
                        f"the {entry.describe()} at seq {entry.seq} (position {entry.orun} of run "
                        f"{run_id}) was written to the ledger before the entry it should follow, "
                        f"at seq {prior.seq}, and does not link to it: the run's entries are out "
                        "of order")
     target = hashes.get(entry.prev_hash)
     if target is not None:
-        return Problem(entry.seq, run_id, Damage.REORDERED,
+        return Finding(entry.seq, run_id, Damage.REORDERED,
                        f"the {entry.describe()} at seq {entry.seq} follows the entry at seq "
                        f"{prior.seq} in run {run_id} but links to the one at seq {target.seq}: "
                        "entries were moved")
-    return Problem(prior.seq, run_id, Damage.REHASHED,
+    return Finding(prior.seq, run_id, Damage.REHASHED,
                    f"the {prior.describe()} at seq {prior.seq} (position {prior.orun} of run "
                    f"{run_id}) was changed and its hash recomputed: the next entry, at seq "
                    f"{entry.seq}, still links to the original")
 
 
-def _run_end(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
+def _run_end(store: Store, run_id: str, entries: list[_Entry]) -> list[Finding]:
     """A damaged run's end, in its original order, against its record."""
     chain = sorted(entries, key=lambda e: (e.orun, e.oseq))
     ends = [e for e in chain if e.event_type == END_EVENT]
@@ -442,9 +442,9 @@ def _run_end(store: Store, run_id: str, entries: list[_Entry]) -> list[Problem]:
     return []
 
 
-def _after_end(run_id: str, entry: _Entry | tuple) -> Problem:
+def _after_end(run_id: str, entry: _Entry | tuple) -> Finding:
     seq, what = (entry.seq, entry.describe()) if isinstance(entry, _Entry) else entry
-    return Problem(seq, run_id, Damage.INSERTED,
+    return Finding(seq, run_id, Damage.INSERTED,
                    f"the {what} at seq {seq} was added to run {run_id} after its "
                    f"{END_EVENT} entry: nothing may follow the end of a run")
 
@@ -456,16 +456,16 @@ def _first_removed(store: Store, last_seq: int) -> int | None:
 
 
 def _truncated_by_record(store: Store, run_id: str, last_seq: int, last: int,
-                         recorded: int) -> Problem:
+                         recorded: int) -> Finding:
     removed = recorded - last
     lost = f"the last {removed} entries were" if removed > 1 else "its last entry was"
-    return Problem(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
+    return Finding(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
                    f"run {run_id} ends at position {last} (seq {last_seq}) but its record counts "
                    f"{recorded} entries: {lost} removed")
 
 
-def _ended_without_end(store: Store, run_id: str, status: str, last_seq: int) -> Problem:
-    return Problem(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
+def _ended_without_end(store: Store, run_id: str, status: str, last_seq: int) -> Finding:
+    return Finding(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
                    f"run {run_id} is recorded as {status} but has no {END_EVENT} entry: "
                    f"its end, after seq {last_seq}, was removed")
 
@@ -517,7 +517,7 @@ def _removed_runs(store: Store, blocks: list[tuple[int, int]]) -> dict[str, tupl
     return matched
 
 
-def ledger_gaps(store: Store, known: list[Problem]) -> list[Problem]:
+def ledger_gaps(store: Store, known: list[Finding]) -> list[Finding]:
     """Holes in the ledger-wide sequence that no run's own gap explains."""
     blocks = _gap_blocks(store)
     if not blocks:
@@ -544,7 +544,7 @@ def _unexplained(block: tuple[int, int], explained: set[int]) -> Iterable[tuple[
             start = None
 
 
-def _gap_problem(store: Store, first: int, last: int) -> Problem:
+def _gap_problem(store: Store, first: int, last: int) -> Finding:
     before = store.rows("""
         SELECT e.run_id, e.event_type,
                (SELECT max(o.seq) FROM ledger_entries o WHERE o.run_id = e.run_id)
@@ -553,22 +553,22 @@ def _gap_problem(store: Store, first: int, last: int) -> Problem:
     verb = "is" if first == last else "are"
     if before and before[0][1] != END_EVENT and int(before[0][2]) == first - 1:
         run = before[0][0]
-        return Problem(first, run, Damage.TRUNCATED,
+        return Finding(first, run, Damage.TRUNCATED,
                        f"{span} {verb} missing right after the last entry of run {run}, which "
                        f"never reaches {END_EVENT}: the end of run {run} was cut off")
-    return Problem(first, None, Damage.RUN_REMOVED,
+    return Finding(first, None, Damage.RUN_REMOVED,
                    f"{span} {verb} missing and no remaining run has a gap there: a whole run "
                    "was removed")
 
 
-def _run_removed_at(run: str, block: tuple[int, int]) -> Problem:
-    return Problem(block[0], run, Damage.RUN_REMOVED,
+def _run_removed_at(run: str, block: tuple[int, int]) -> Finding:
+    return Finding(block[0], run, Damage.RUN_REMOVED,
                    f"every entry of run {run} is gone: its record is still there, and ledger "
                    f"positions {block[0]}-{block[1]} are missing")
 
 
 def run_record_problems(store: Store, where: str, params: list,
-                        suspects: set[str]) -> list[Problem]:
+                        suspects: set[str]) -> list[Finding]:
     """Compare each run's record (count, head, status) with its entries.
 
     Runs in ``suspects`` are described by `classify_run`; only a run whose entries are
@@ -595,7 +595,7 @@ def run_record_problems(store: Store, where: str, params: list,
             if run in removed:
                 problems.append(_run_removed_at(run, removed[run]))
             else:
-                problems.append(Problem(None, run, Damage.RUN_REMOVED,
+                problems.append(Finding(None, run, Damage.RUN_REMOVED,
                                         f"run {run} is recorded ({recorded} entries, {status}) "
                                         "but all its entries are gone"))
             continue
@@ -608,12 +608,12 @@ def run_record_problems(store: Store, where: str, params: list,
             problems.append(_truncated_by_record(store, run, last_seq, last, recorded))
         elif last > recorded:
             seq, what = _entry_after(store, run, recorded)
-            problems.append(Problem(seq, run, Damage.INSERTED,
+            problems.append(Finding(seq, run, Damage.INSERTED,
                                     f"the {what} at seq {seq} (position {recorded + 1} of run "
                                     f"{run}) was added after the run's record, which counts "
                                     f"{recorded} entries, was last written"))
         elif head is not None and hash_at_end != head:
-            problems.append(Problem(
+            problems.append(Finding(
                 int(seq_at_end), run, Damage.REHASHED,
                 f"the last entry of run {run}, at seq {int(seq_at_end)}, is not the one "
                 "recorded as the run's head: it (or an entry before it, with every hash "
@@ -633,7 +633,7 @@ def _entry_after(store: Store, run_id: str, run_seq: int) -> tuple[int, str]:
 # --- anchors ---------------------------------------------------------------------
 
 
-def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
+def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
     """Compare the run with an anchor taken earlier (its length and head hash).
 
     Only what the table cannot show by itself is reported here: a chain recomputed to
@@ -645,7 +645,7 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
         "SELECT seq, run_seq, event_type, hash FROM ledger_entries WHERE run_id = ? "
         "ORDER BY run_seq, seq", [run])]
     if not rows:
-        return [Problem(None, run, Damage.RUN_REMOVED,
+        return [Finding(None, run, Damage.RUN_REMOVED,
                         f"the anchor records run {run} with {anchor.length} entries, but the "
                         "ledger has none of them: the whole run was removed")]
     found = [r for r in rows if r[3] == anchor.head_hash]
@@ -655,7 +655,7 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
         later = [r for r in rows if r[1] > anchor.length]
         if not later:
             return []
-        return [Problem(later[0][0], run, Damage.INSERTED,
+        return [Finding(later[0][0], run, Damage.INSERTED,
                         f"run {run} was complete with {anchor.length} entries when it was "
                         f"anchored; {len(later)} "
                         f"{'entries were' if len(later) > 1 else 'entry was'} added after it, "
@@ -663,7 +663,7 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
     last_seq, length, last_type = rows[-1][0], rows[-1][1], rows[-1][2]
     if length < anchor.length and not (anchor.complete and last_type == END_EVENT):
         removed = anchor.length - length
-        return [Problem(_first_removed(store, last_seq), run, Damage.TRUNCATED,
+        return [Finding(_first_removed(store, last_seq), run, Damage.TRUNCATED,
                         f"run {run} ends at position {length} (seq {last_seq}) but its anchor "
                         f"recorded {anchor.length} entries: the last "
                         + (f"{removed} entries were" if removed > 1 else "entry was")
@@ -675,4 +675,4 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Problem]:
     else:
         change = (f"no longer has the anchored hash at position {anchor.length}: an entry "
                   "was changed and every hash after it recomputed")
-    return [Problem(None, run, Damage.REWRITTEN, f"run {run} {change}")]
+    return [Finding(None, run, Damage.REWRITTEN, f"run {run} {change}")]

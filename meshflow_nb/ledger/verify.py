@@ -26,7 +26,7 @@ from typing import Any
 
 from .anchor import Anchor
 from .canonical import CANONICAL_SQL, HEX_WIDTH, digests, entry_hash
-from .forensics import Problem, against_anchor, classify_run, ledger_gaps, run_record_problems
+from .forensics import Finding, against_anchor, classify_run, ledger_gaps, run_record_problems
 from .schema import GENESIS
 from .stores import DuckDBStore, Store
 
@@ -41,7 +41,7 @@ class VerificationResult:
     valid: bool
     entries_checked: int
     runs_checked: int
-    problems: list[Problem] = field(default_factory=list)
+    problems: list[Finding] = field(default_factory=list)
     incomplete_runs: list[str] = field(default_factory=list)
     anchors_checked: int = 0
 
@@ -470,7 +470,7 @@ def _hex_rows(text: bytes) -> Any:
     return np.frombuffer(text, dtype=f"V{HEX_WIDTH}")
 
 
-def _unique(problems: list[Problem]) -> list[Problem]:
+def _unique(problems: list[Finding]) -> list[Finding]:
     seen, unique = set(), []
     for problem in problems:
         key = (problem.seq, problem.run_id, problem.kind)

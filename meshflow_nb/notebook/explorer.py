@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..ledger.anchor import Anchor
-from ..ledger.forensics import Problem
+from ..ledger.forensics import Finding as Problem
 from ..ledger.replay import ReplayLedger
 from ..ledger.verify import VerificationResult
 
