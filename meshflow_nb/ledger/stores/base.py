@@ -67,12 +67,15 @@ class Store:
         """Serialise appends across connections (a no-op where the file is exclusive)."""
 
     def _insert_rows(self, cur: Any, rows: list[Row]) -> None:
+        """Insert rows that already have their seq and hash into ledger_entries."""
         raise NotImplementedError
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run one statement and return what it selects as a DataFrame."""
         raise NotImplementedError
 
     def close(self) -> None:
+        """Let go of the database connection."""
         raise NotImplementedError
 
     # errors -----------------------------------------------------------------------

@@ -58,6 +58,7 @@ class PostgresStore(Store):
 
     @contextmanager
     def _begin(self, changes: bool = True) -> Iterator[Any]:
+        """A transaction on the one connection (positions are always read in it)."""
         with self._lock, self._con.transaction(), self._con.cursor() as cur:
             yield _QmarkCursor(cur)
 
