@@ -40,10 +40,10 @@ def test_verification_reports_findings_not_preflight_problems(tmp_path):
     assert repr(found[0]).startswith("Finding(seq=2, ")
 
 
-def test_the_old_name_still_answers_with_a_deprecation_warning():
-    with pytest.warns(DeprecationWarning, match="meshflow_nb.ledger.Finding"):
-        assert ledger_package.Problem is Finding
-    assert "Problem" not in ledger_package.__all__
+def test_problem_is_pre_flights_name_only():
+    """A finding about damage is a `Finding`; `Problem` means a pre-flight problem."""
+    assert not hasattr(ledger_package, "Problem")
+    assert "Finding" in ledger_package.__all__ and Finding.__name__ == "Finding"
 
 
 PROBE = """

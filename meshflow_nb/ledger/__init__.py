@@ -7,7 +7,6 @@ engine (and ``import meshflow_nb``) must not pay for when no ledger is opened.
 from __future__ import annotations
 
 import importlib
-import warnings
 from typing import Any
 
 from .errors import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
@@ -25,16 +24,8 @@ __all__ = [
     "ReplayLedger", "VerificationResult", "default_location", "save_anchors",
 ]
 
-_RENAMED = {"Problem": "Finding"}
-"""Old names that still work, with a DeprecationWarning (``Problem`` is pre-flight's)."""
-
-
 def __getattr__(name: str) -> Any:
-    """Load a public name's submodule on first use (and answer a renamed one)."""
-    if name in _RENAMED:
-        warnings.warn(f"meshflow_nb.ledger.{name} is now meshflow_nb.ledger.{_RENAMED[name]}",
-                      DeprecationWarning, stacklevel=2)
-        return __getattr__(_RENAMED[name])
+    """Load a public name's submodule on first use."""
     if name in _LAZY:
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value

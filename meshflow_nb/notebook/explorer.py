@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..ledger.anchor import Anchor
-from ..ledger.forensics import Finding as Problem
+from ..ledger.forensics import Finding
 from ..ledger.replay import ReplayLedger
 from ..ledger.verify import VerificationResult
 
@@ -53,7 +53,7 @@ def explore(ledger: ReplayLedger, run_id: str | None = None,
     return LedgerView(annotate(entries, check.problems), check)
 
 
-def annotate(entries: pd.DataFrame, problems: list[Problem]) -> pd.DataFrame:
+def annotate(entries: pd.DataFrame, problems: list[Finding]) -> pd.DataFrame:
     """A copy of ``entries`` with ``output_preview``, ``chain_status`` and ``problem``."""
     frame = entries.reset_index(drop=True).copy()
     frame["output_preview"] = [_preview(v) for v in frame["output"]]
@@ -71,15 +71,15 @@ def _preview(output: object) -> str:
     return " ".join(str(output).split())[:PREVIEW_CHARS]
 
 
-def _problems_by_seq(problems: list[Problem]) -> dict[int, list[Problem]]:
-    grouped: dict[int, list[Problem]] = {}
+def _problems_by_seq(problems: list[Finding]) -> dict[int, list[Finding]]:
+    grouped: dict[int, list[Finding]] = {}
     for problem in problems:
         if problem.seq is not None:
             grouped.setdefault(int(problem.seq), []).append(problem)
     return grouped
 
 
-def _status(problems: list[Problem]) -> str:
+def _status(problems: list[Finding]) -> str:
     """``ok``, or the damage kinds of the row's problems (usually exactly one)."""
     kinds = dict.fromkeys(p.kind for p in problems)
     return ", ".join(kinds) if kinds else OK
@@ -99,7 +99,7 @@ class LedgerView:
     def _damaged_mask(self) -> pd.Series:
         return self.frame["chain_status"] != OK
 
-    def unplaced(self) -> list[Problem]:
+    def unplaced(self) -> list[Finding]:
         """Problems with no row to show them on: whole runs, and removed entries."""
         present = {int(s) for s in self.frame["seq"]}
         return [p for p in self.check.problems
@@ -158,7 +158,7 @@ class LedgerView:
     __str__ = __repr__
 
 
-def _unplaced_line(problem: Problem) -> str:
+def _unplaced_line(problem: Finding) -> str:
     """Why a problem is in the summary and not on a row."""
     if problem.seq is None:
         return (f"Not on any row: run {problem.run_id} ({problem.kind}) concerns the "
