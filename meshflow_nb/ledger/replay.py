@@ -25,7 +25,7 @@ from .errors import ImmutableLedgerError, LedgerError
 from .location import default_location
 from .rows import row_event
 from .schema import ENTRY_COLUMNS
-from .stores import PostgresStore, Store, is_read_only, open_store, redact
+from .stores import Store, is_read_only, open_store, redact
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
@@ -54,7 +54,7 @@ class ReplayLedger:
         self.durability = Durability(durability)
         self.store = _shared_store(self.location)
         self.immutable = immutable
-        if immutable and isinstance(self.store, PostgresStore):
+        if immutable:
             self.store.make_immutable()
         self._writer: LedgerWriter | None = None
         self._sealed_damage: str | None = None
@@ -75,7 +75,7 @@ class ReplayLedger:
         """
         if self._sealed_damage:
             raise ImmutableLedgerError(
-                f"immutable_audit: not appending to {self.location}, which fails "
+                f"immutable_audit: not appending to {self.store.where}, which fails "
                 f"verification:\n{self._sealed_damage}")
         self.writer(event)
 
@@ -84,8 +84,7 @@ class ReplayLedger:
         appends at all if the ledger already fails verification. Returns the check.
         ``run_id`` names the run about to start (kept for the caller's log)."""
         self.immutable = True
-        if isinstance(self.store, PostgresStore):
-            self.store.make_immutable()
+        self.store.make_immutable()
         check = self.verify_chain()
         self._sealed_damage = None if check.valid else check.report()
         return check

@@ -47,6 +47,10 @@ class Store:
         """The ledger as messages name it, a password in a URI hidden."""
         return f"the {self.title} ledger at {redact(self.location)}"
 
+    def make_immutable(self) -> None:
+        """Have the database itself refuse changes to the entries; DuckDB cannot, so
+        there the toolkit's own refusal (`ReplayLedger.sql`, `seal`) is all there is."""
+
     # subclass hooks -------------------------------------------------------------
 
     @contextmanager

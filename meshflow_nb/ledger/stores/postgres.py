@@ -37,9 +37,12 @@ class PostgresStore(Store):
 
     def __init__(self, uri: str) -> None:
         super().__init__()
-        import psycopg
-
         self.location = uri
+        try:
+            import psycopg
+        except ImportError:
+            raise LedgerError(f"{self.where} needs psycopg, which is not installed: "
+                              "pip install 'meshflow-nb[postgres]'") from None
         try:
             self._con = psycopg.connect(uri)
         except psycopg.Error as err:
