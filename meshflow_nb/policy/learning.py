@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import duckdb
 import pandas as pd
 
+from ..errors import MeshflowError
 from ..events import EventType, MeshEvent, utc_now
 from ..ledger.location import default_location, is_file_location
 from .guardian import Action, Guardian
@@ -267,6 +268,10 @@ ORDER BY id DESC
 """
 
 
+class LearningError(MeshflowError):
+    """The learning store's file cannot be opened or read (busy, corrupted, not DuckDB)."""
+
+
 class LearningStore:
     """Outcomes of earlier runs in a DuckDB file of their own, opened only per call."""
 
@@ -337,9 +342,13 @@ class LearningStore:
             return None
         if create:
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            con.execute(_SCHEMA)
-            return work(con)
+        try:
+            with self._connect() as con:
+                con.execute(_SCHEMA)
+                return work(con)
+        except duckdb.Error as err:
+            raise LearningError(f"the learning store at {self.location} cannot be used: "
+                                f"{str(err).splitlines()[0]}") from err
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
