@@ -47,3 +47,12 @@ def mock_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """
     monkeypatch.setenv("MESHFLOW_MOCK", "1")
     monkeypatch.setenv("MESHFLOW_MOCK_LATENCY", "0")
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh ledger location on each backend: a DuckDB file, or a database of its own
+    on the session's real PostgreSQL server."""
+    if request.param == "duckdb":
+        return str(tmp_path / "ledger.duckdb")
+    return request.getfixturevalue("postgres_db")

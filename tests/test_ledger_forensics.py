@@ -37,14 +37,6 @@ DECIMALS = {"uncertainty", "cost_usd", "carbon_g"}
 pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def location(request, tmp_path) -> str:
-    """Where the ledger lives: a DuckDB file, or a fresh database on a real server."""
-    if request.param == "duckdb":
-        return str(tmp_path / "ledger.duckdb")
-    return request.getfixturevalue("postgres_db")
-
-
 @pytest.fixture
 def other_location(request, location, tmp_path) -> Iterator[str]:
     """A second, empty ledger on the same backend (for imports)."""

@@ -36,14 +36,6 @@ from meshflow_nb.pipelines import build_capstone_pipeline
 pytestmark = pytest.mark.usefixtures("mock_mode")
 
 
-@pytest.fixture(params=["duckdb", "postgres"])
-def location(request, tmp_path) -> str:
-    """A fresh ledger location: a DuckDB file, or a database on a real server."""
-    if request.param == "duckdb":
-        return str(tmp_path / "ledger.duckdb")
-    return request.getfixturevalue("postgres_db")
-
-
 def driver_error(location: str) -> type[Exception]:
     return psycopg.Error if location.startswith("postgres") else duckdb.Error
 
