@@ -78,6 +78,7 @@ class Decision:
 
 
 Approver = Callable[[GateRequest], "Decision | Awaitable[Decision]"]
+"""Anything that answers a gate: a function or coroutine function from request to decision."""
 
 VERDICTS = {"approve": True, "approved": True, "yes": True,
             "reject": False, "rejected": False, "no": False}

@@ -41,6 +41,7 @@ class Anchor:
 
 
 def save_anchors(anchors: Iterable[Anchor], path: str | os.PathLike) -> None:
+    """Write several anchors to one JSON file, to keep outside the ledger's database."""
     with open(path, "w", encoding="utf-8") as handle:
         json.dump([a.to_dict() for a in anchors], handle, indent=2)
         handle.write("\n")

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 DEFAULT_LEDGER = "meshflow_ledger.duckdb"
+"""The ledger file used when ``MESHFLOW_LEDGER_DB`` is not set (in the working directory)."""
 LEDGER_ENV = "MESHFLOW_LEDGER_DB"
 
 

@@ -18,6 +18,7 @@ from ..policy.config import Policy
 from ..workflow import WorkflowDefinition
 
 CAPSTONE_TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
+"""The course's task for the capstone pipeline (section 2 of lesson 16)."""
 QUALITY_THRESHOLD = 0.8
 AGENT_IDS = ("researcher", "analyst_a", "analyst_b", "writer", "quality_gate", "publisher")
 
