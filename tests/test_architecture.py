@@ -312,13 +312,23 @@ def test_database_drivers_are_imported_only_by_the_stores() -> None:
     assert not users, "\n".join(users)
 
 
-def test_the_notebook_raises_no_builtin_exception() -> None:
-    """The notebook layer raises MeshflowErrors (and IPython's UsageError in the magics,
-    since IPython prints only that exact class in one line), never a bare builtin."""
+ALLOWED_BUILTIN_RAISES = {
+    ("meshflow_nb", "AttributeError"): "a module __getattr__ raises it for an unknown name",
+    ("meshflow_nb.ledger", "AttributeError"): "the same, for the ledger's lazy names",
+    ("meshflow_nb.hitl.store", "FileExistsError"):
+        "internal: caught by submit_decision, which answers with an ApprovalError",
+}
+"""The only builtin exceptions the package raises, each with why (module, class)."""
+
+
+def test_the_package_raises_no_builtin_exception() -> None:
+    """Every exception raised on purpose is a MeshflowError (the magics also raise
+    IPython's UsageError, since IPython prints only that exact class in one line)."""
     raised = []
-    for name in (n for n in modules() if layer_of(n) == "notebook"):
+    for name in modules():
         for node in ast.walk(tree(name)):
-            if isinstance(node, ast.Raise) and (kind := _raised_name(node)) in BUILTIN_ERRORS:
+            kind = _raised_name(node) if isinstance(node, ast.Raise) else ""
+            if kind in BUILTIN_ERRORS and (name, kind) not in ALLOWED_BUILTIN_RAISES:
                 raised.append(f"{name} line {node.lineno}: raise {kind}")
     assert not raised, "\n".join(raised)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -31,7 +32,7 @@ SQL_SHOWN = 60
 """Characters of a failed statement quoted in the error message."""
 
 
-class Store:
+class Store(ABC):
     """What the ledger needs from a database; subclasses supply the dialect."""
 
     dialect = ""
@@ -47,9 +48,9 @@ class Store:
         """The ledger as messages name it, a password in a URI hidden."""
         return f"the {self.title} ledger at {redact(self.location)}"
 
+    @abstractmethod
     def make_immutable(self) -> None:
-        """Have the database itself refuse changes to the entries; DuckDB cannot, so
-        there the toolkit's own refusal (`ReplayLedger.sql`, `seal`) is all there is."""
+        """Have the database itself refuse changes to the entries, where it can."""
 
     # subclass hooks -------------------------------------------------------------
 
@@ -58,29 +59,30 @@ class Store:
         """Keep the connection open across several operations (a no-op by default)."""
         yield
 
+    @abstractmethod
     def _begin(self, changes: bool = True) -> AbstractContextManager[Any]:
         """A driver transaction (committed, or rolled back on error), yielding a cursor;
         ``changes`` is False when it leaves remembered ledger positions valid."""
-        raise NotImplementedError
 
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         """The driver's exception classes, which `failing` turns into LedgerError."""
         return ()
 
+    @abstractmethod
     def _lock_ledger(self, cur: Any) -> None:
-        """Serialise appends across connections (a no-op where the file is exclusive)."""
+        """Serialise appends across connections (inside the append's transaction)."""
 
+    @abstractmethod
     def _insert_rows(self, cur: Any, rows: list[Row]) -> None:
         """Insert rows that already have their seq and hash into ledger_entries."""
-        raise NotImplementedError
 
+    @abstractmethod
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """Run one statement and return what it selects as a DataFrame."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Let go of the database connection."""
-        raise NotImplementedError
 
     # errors -----------------------------------------------------------------------
 

@@ -67,6 +67,13 @@ class DuckDBStore(Store):
 
         return (duckdb.Error,)
 
+    def make_immutable(self) -> None:
+        """DuckDB has no triggers: the toolkit's own refusal (`ReplayLedger.sql`, `seal`)
+        is all there is, which docs/ledger.md says."""
+
+    def _lock_ledger(self, cur: Any) -> None:
+        """Nothing to do: one process holds a DuckDB file, and the store's lock is held."""
+
     @contextmanager
     def lease(self) -> Iterator[None]:
         """Keep the connection open across several operations (e.g. a run)."""
