@@ -44,11 +44,17 @@ def files_under(folder) -> set[str]:
             for root, _, names in os.walk(folder) for name in names}
 
 
-def tamper(path: str) -> None:
-    """Damage the ledger from outside the toolkit, as someone with file access would."""
+def damaged_ledger(folder) -> str:
+    """A ledger file holding one run, then damaged from outside the toolkit, as someone
+    with access to the file would do it."""
+    path = str(folder / "ledger.duckdb")
+    ledger = ReplayLedger(path)
+    ledger.attach(two_nodes()).run("first")
+    ledger.flush()
     con = duckdb.connect(path)
     con.execute("UPDATE ledger_entries SET output = '\"forged\"' WHERE seq = 2")
     con.close()
+    return path
 
 
 # --- pre-flight has no side effects ---------------------------------------------------
@@ -70,11 +76,7 @@ def test_preflight_seals_nothing_and_creates_no_file(tmp_path, monkeypatch):
 
 
 def test_preflight_reports_a_damaged_ledger_without_sealing_it(tmp_path):
-    path = str(tmp_path / "ledger.duckdb")
-    ledger = ReplayLedger(path)
-    ledger.attach(two_nodes()).run("first")
-    ledger.flush()
-    tamper(path)
+    path = damaged_ledger(tmp_path)
     watched = ReplayLedger(path).attach(two_nodes(AUDITED))
     report = watched.preflight()
     assert report.rules == ["P008"]
@@ -86,11 +88,7 @@ def test_preflight_without_a_ledger_under_audit_is_p007():
 
 
 def test_a_run_under_audit_seals_its_ledger_and_refuses_a_damaged_one(tmp_path):
-    path = str(tmp_path / "ledger.duckdb")
-    ledger = ReplayLedger(path)
-    ledger.attach(two_nodes()).run("first")
-    ledger.flush()
-    tamper(path)
+    path = damaged_ledger(tmp_path)
     result = ReplayLedger(path).attach(two_nodes(AUDITED)).run("second")
     assert result.status is RunStatus.REJECTED_PREFLIGHT
     assert result.preflight.rules == ["P008"]
@@ -129,11 +127,7 @@ def test_a_ledger_that_cannot_write_is_reported_in_the_result():
 
 
 def test_a_refusing_real_ledger_is_counted_not_lost(tmp_path):
-    path = str(tmp_path / "ledger.duckdb")
-    ledger = ReplayLedger(path)
-    ledger.attach(two_nodes()).run("first")
-    ledger.flush()
-    tamper(path)
+    path = damaged_ledger(tmp_path)
     sealed = ReplayLedger(path)
     assert not sealed.seal().valid                      # it now refuses every append
     result = sealed.attach(two_nodes()).run("second")
