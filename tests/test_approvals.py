@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import io
 import json
 import logging
@@ -64,8 +65,9 @@ def approvals(tmp_path, monkeypatch) -> Path:
     return store
 
 
-def gated(published: list[str] | None = None) -> WorkflowDefinition:
-    """draft -> review (human gate) -> publish (EXTERNAL_IO)."""
+def gated(published: list[str] | None = None, timeout_s: float | None = None
+          ) -> WorkflowDefinition:
+    """draft -> review (human gate, ``timeout_s``) -> publish (EXTERNAL_IO)."""
     published = published if published is not None else []
 
     def publish(ctx):
@@ -74,7 +76,7 @@ def gated(published: list[str] | None = None) -> WorkflowDefinition:
 
     return (WorkflowDefinition("gated")
             .add_node("draft", lambda ctx: "A short draft about batteries.", role=Role.EXECUTOR)
-            .add_node(HumanGate("review", prompt="Publish this draft?"))
+            .add_node(HumanGate("review", prompt="Publish this draft?", timeout_s=timeout_s))
             .add_node(Node("publish", publish, Role.ORCHESTRATOR, RiskTier.EXTERNAL_IO))
             .add_edge("draft", "review").add_edge("review", "publish"))
 
@@ -174,6 +176,9 @@ def test_a_failed_webhook_post_is_reported_and_the_store_still_decides(
     caplog.set_level(logging.WARNING, logger="meshflow_nb.approvals")
     handle = gated().start("t", approver=approver)
     [request] = wait_for_pending()
+    deadline = time.monotonic() + 10
+    while not approver.deliveries and time.monotonic() < deadline:  # posted beside the wait
+        time.sleep(0.01)
     submit_decision(request["run_id"], False, "erin", "not now")
     result = handle.result(timeout=10)
 
@@ -185,6 +190,48 @@ def test_a_failed_webhook_post_is_reported_and_the_store_still_decides(
     assert "webhook notice to" in logged and "failed" in logged
     assert SECRET not in logged and "token123" not in logged
     assert SECRET not in events_text(result) and SECRET not in repr(approver)
+
+
+@pytest.fixture
+def silent_receiver():
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listening socket closed at teardown
+            while True:
+                held.append(server.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}/hooks/meshflow"
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+def test_a_webhook_that_never_answers_holds_the_gate_no_longer_than_its_timeout(
+        silent_receiver, monkeypatch):
+    monkeypatch.setenv("MESHFLOW_WEBHOOK_SECRET", SECRET)
+    approver = WebhookApprover(silent_receiver, poll_s=0.05)  # its POST timeout: 5 s
+    started = time.monotonic()
+    result = gated(timeout_s=2.0).run("t", approver=approver)
+    took = time.monotonic() - started
+    assert result.status is RunStatus.REJECTED_AT_GATE
+    assert result.decisions[0].reason == "timeout"
+    assert took < 2.0 + 1.5, f"the run ended {took:.1f} s after it started"
+
+
+def test_a_decision_is_read_while_the_webhook_post_still_hangs(silent_receiver, monkeypatch):
+    monkeypatch.setenv("MESHFLOW_WEBHOOK_SECRET", SECRET)
+    approver = WebhookApprover(silent_receiver, poll_s=0.05)
+    handle = gated().start("t", approver=approver)
+    [request] = wait_for_pending()
+    submit_decision(request["run_id"], True, "dana", "seen")
+    started = time.monotonic()
+    result = handle.result(timeout=10)
+    assert result.ok and result.decisions[0].reviewer == "dana"
+    assert time.monotonic() - started < 1.5  # not after the 5 s POST timeout
 
 
 # --- another process decides -------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 import os
 import socket
 import tempfile
+import time
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -254,18 +255,22 @@ class StoreApprover:
         self.poll_s = poll_s
 
     async def __call__(self, request: GateRequest) -> Decision:
+        """Publish the request, announce it, then wait for its decision file."""
+        deadline = None if request.timeout_s is None else time.monotonic() + request.timeout_s
         files = _files(self.dir, request.run_id, request.node_id)
         record = request_record(request)
         _remove(files.decision)  # never reuse an old decision (a gate inside a loop)
         _write_json(files.request, record)
         try:
-            await self._announce(record)
+            self._announce(record, deadline)
             return await self._wait(files.decision, request.node_id)
         finally:
             _remove(files.request, files.decision)
 
-    async def _announce(self, record: Mapping[str, Any]) -> None:
-        """Tell someone the gate waits (the webhook approver posts a notice)."""
+    def _announce(self, record: Mapping[str, Any], deadline: float | None) -> None:
+        """Tell someone the gate waits, without blocking the wait for a decision (the
+        webhook approver posts in a thread of its own, bounded by ``deadline``, the
+        ``time.monotonic()`` at which the gate stops waiting; None: no timeout)."""
 
     async def _wait(self, path: Path, node_id: str) -> Decision:
         while True:

@@ -6,11 +6,12 @@ decision still comes back through the decision store (`store.py`).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import os
+import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -128,13 +129,30 @@ class WebhookApprover(StoreApprover):
         self._env = env
         self.deliveries: list[Delivery] = []
 
-    async def _announce(self, record: Mapping[str, Any]) -> None:
+    def _announce(self, record: Mapping[str, Any], deadline: float | None) -> None:
+        """Post the notice in a thread of its own, so that a slow receiver never holds
+        the wait for a decision, and the gate's deadline still ends the run on time."""
         secret = self._env.get(self.secret_env, "")  # read per notice, never kept
         if not secret:
-            delivery = Delivery(False, _shown(self.url), None, f"{self.secret_env} is not set")
+            self._delivered(Delivery(False, _shown(self.url), None,
+                                     f"{self.secret_env} is not set"), record)
+            return
+        threading.Thread(target=self._post, args=(record, secret, deadline), daemon=True,
+                         name=f"meshflow-webhook-{record.get('run_id')}").start()
+
+    def _post(self, record: Mapping[str, Any], secret: str, deadline: float | None) -> None:
+        """POST, waiting no longer than the webhook's timeout or the time the gate has left."""
+        timeout = self.timeout_s if deadline is None else min(self.timeout_s,
+                                                              deadline - time.monotonic())
+        if timeout <= 0:
+            delivery = Delivery(False, _shown(self.url), None, "the gate's timeout passed "
+                                "before the notice could be sent")
         else:
-            delivery = await asyncio.to_thread(post_notice, self.url, build_notice(record),
-                                               secret, self.timeout_s)
+            delivery = post_notice(self.url, build_notice(record), secret, timeout)
+        self._delivered(delivery, record)
+
+    def _delivered(self, delivery: Delivery, record: Mapping[str, Any]) -> None:
+        """Keep how the notice went; a failure is a warning, since the store still decides."""
         self.deliveries.append(delivery)
         if not delivery.ok:
             log.warning("%s; run %s still waits for 'meshflow-nb approve'", delivery.describe(),
