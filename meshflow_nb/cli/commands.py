@@ -110,6 +110,9 @@ def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
         description="After 'approve', continue a run from its gate in this process: the "
                     "workflow is rebuilt from its builder and the run appends to its ledger.")
     resume.add_argument("run_id", metavar="RUN_ID")
+    resume.add_argument("--trust-builder", metavar="MODULE:FUNCTION",
+                        help="rebuild with this builder, which must be the one the run "
+                             "records (only registered builders are trusted without it)")
     for command, handler in ((approve, _approve), (pending, _pending), (resume, _resume)):
         command.add_argument("--dir", metavar="DIR", help=dir_help)
         command.set_defaults(handler=handler)
@@ -136,7 +139,7 @@ def _resume(args: argparse.Namespace) -> int:
     from .resume import resume_run
 
     try:
-        result = resume_run(args.run_id, args.dir)
+        result = resume_run(args.run_id, args.dir, trust_builder=args.trust_builder)
     except (ApprovalError, BuilderError) as err:
         raise CliError(str(err)) from None
     print(result.summary())
