@@ -20,12 +20,13 @@ from .engine.launch import RunHandle, run_blocking, stream_async, stream_blockin
 from .engine.preflight import Recorder, preflight
 from .engine.results import RunResult
 from .engine.run import Run
-from .errors import ConfigError, UnknownNodeError
+from .errors import ConfigError, UnknownNodeError, shown
 from .events import EventBus, MeshEvent, Subscriber
 from .hitl.requests import Approver
 from .model.graph import Agent, Edge, Node
 from .model.preflight import PreflightReport
 from .policy.config import Policy
+from .validation import identifier
 
 
 class WorkflowDefinition:
@@ -33,9 +34,9 @@ class WorkflowDefinition:
 
     def __init__(self, name: str = "workflow", description: str = "",
                  policy: Policy | None = None) -> None:
-        self.name = name
+        self.name = identifier(name, "WorkflowDefinition.name")
         self.description = description
-        self.policy = policy
+        self.policy = _policy(policy, "WorkflowDefinition.policy")
         """Governs every run unless a run is given its own ``policy=``."""
         self.ledger: Recorder | None = None
         """The `ReplayLedger` recording this workflow's runs (set by ``ledger.attach``)."""
@@ -135,12 +136,21 @@ class WorkflowDefinition:
             raise ConfigError(f"the task must be a string, not {type(task).__name__}",
                               argument="task")
         subscribers = [*self._subscribers, *([on_event] if on_event else [])]
-        return Run(self, task, policy=policy or self.policy, ledger=self.ledger,
+        policy = _policy(policy, "policy") or self.policy
+        return Run(self, task, policy=policy, ledger=self.ledger,
                    approver=approver, bus=EventBus(subscribers), builder=self.builder)
 
     def __repr__(self) -> str:
         return (f"<WorkflowDefinition {self.name!r}: {len(self.nodes)} nodes, "
                 f"{len(self.edges)} edges>")
+
+
+def _policy(value: Any, argument: str) -> Policy | None:
+    """A `Policy` or None; a mode name alone is not one (its presets would be silent)."""
+    if value is None or isinstance(value, Policy):
+        return value
+    raise ConfigError(f"{argument} must be a Policy, not {shown(value)}", argument=argument,
+                      fix="pass Policy(PolicyMode.REGULATED, ...) (see docs/policy.md)")
 
 
 def _node_id(node: str | Node) -> str:

@@ -6,7 +6,15 @@ import itertools
 
 import pytest
 
-from meshflow_nb import EventType, HumanGate, Node, RunStatus, WorkflowDefinition
+from meshflow_nb import (
+    ConfigError,
+    EventType,
+    HumanGate,
+    Node,
+    RiskTier,
+    RunStatus,
+    WorkflowDefinition,
+)
 
 
 def ok(ctx):
@@ -35,31 +43,12 @@ def chain(*node_ids: str, **exports: list[str]) -> WorkflowDefinition:
 CASES = {
     "empty workflow": (lambda: WorkflowDefinition("broken"), "S001", "no nodes"),
     "duplicate id": (lambda: wf("a", "a").add_edge("a", "a"), "S002", "2 nodes share"),
-    "empty id": (lambda: WorkflowDefinition("broken").add_node(Node("", ok)), "S003",
-                 "non-empty string"),
-    "numeric id": (lambda: WorkflowDefinition("broken").add_node(Node(7, ok)), "S003",
-                   "non-empty string"),
     "no agent": (lambda: WorkflowDefinition("broken").add_node(Node("a")), "S004",
                  "no agent"),
     "agent is text": (lambda: WorkflowDefinition("broken").add_node(Node("a", "summarise")),
                       "S005", "is a str"),
     "agent takes two args": (lambda: WorkflowDefinition("broken").add_node("a", two_args),
                              "S005", "one argument"),
-    "unknown role name": (lambda: WorkflowDefinition("broken").add_node("a", ok, role="wizard"),
-                          "S006", "'wizard' is not a Role"),
-    "role of wrong type": (lambda: WorkflowDefinition("broken").add_node("a", ok, role=3),
-                           "S006", "3 is not a Role"),
-    "bad risk tier": (lambda: WorkflowDefinition("broken").add_node("a", ok, risk_tier="high"),
-                      "S007", "not a RiskTier"),
-    "zero timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s=0),
-                     "S008", "timeout_s=0"),
-    "negative timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s=-5),
-                         "S008", "timeout_s=-5"),
-    "text timeout": (lambda: WorkflowDefinition("broken").add_node("a", ok, timeout_s="30"),
-                     "S008", "timeout_s='30'"),
-    "export with space": (lambda: wf("a", a=["quality score"]), "S009", "'quality score'"),
-    "dunder export": (lambda: wf("a", a=["__class__"]), "S009", "'__class__'"),
-    "keyword export": (lambda: wf("a", a=["if"]), "S009", "'if'"),
     "unknown target": (lambda: wf("writer", "analyst").add_edge("writer", "analsyt"), "S010",
                        "did you mean 'analyst'"),
     "unknown source": (lambda: wf("a").add_edge("ghost", "a"), "S010", "source 'ghost'"),
@@ -114,9 +103,62 @@ def test_each_malformed_definition_gets_its_specific_error(case):
     assert all(p.fix for p in report.problems)
 
 
+BUILT_WRONG = {
+    "empty id": (lambda: Node("", ok), "Node.id", "non-empty string"),
+    "numeric id": (lambda: Node(7, ok), "Node.id", "not 7"),
+    "newline in id": (lambda: Node("a\nb", ok), "Node.id", "U+000A"),
+    "NUL in id": (lambda: Node("a\x00", ok), "Node.id", "U+0000"),
+    "unit separator in id": (lambda: Node("a\x1fb", ok), "Node.id", "U+001F"),
+    "NULL's text as id": (lambda: Node("\\N", ok), "Node.id", "U+005C"),
+    "unknown role name": (lambda: Node("a", ok, role="wizard"), "Node.role",
+                          "'wizard' is not a Role"),
+    "role of wrong type": (lambda: Node("a", ok, role=3), "Node.role", "3 is not a Role"),
+    "bad risk tier": (lambda: Node("a", ok, risk_tier="high"), "Node.risk_tier",
+                      "not a RiskTier"),
+    "zero timeout": (lambda: Node("a", ok, timeout_s=0), "Node.timeout_s", "not 0"),
+    "negative timeout": (lambda: Node("a", ok, timeout_s=-5), "Node.timeout_s", "not -5"),
+    "text timeout": (lambda: Node("a", ok, timeout_s="30"), "Node.timeout_s", "not '30'"),
+    "NaN timeout": (lambda: Node("a", ok, timeout_s=float("nan")), "Node.timeout_s", "nan"),
+    "export with space": (lambda: Node("a", ok, exports=["quality score"]), "exports",
+                          "'quality score'"),
+    "dunder export": (lambda: Node("a", ok, exports=["__class__"]), "exports", "'__class__'"),
+    "keyword export": (lambda: Node("a", ok, exports=["if"]), "exports", "'if'"),
+    "exports not a list": (lambda: Node("a", ok, exports=3), "exports", "list of names"),
+    "gate prompt not text": (lambda: HumanGate("g", prompt=["approve?"]), "HumanGate.prompt",
+                             "must be text"),
+    "gate content_from blank": (lambda: HumanGate("g", content_from=" "),
+                                "HumanGate.content_from", "non-empty"),
+}
+
+
+@pytest.mark.parametrize(("build", "argument", "words"), BUILT_WRONG.values(), ids=BUILT_WRONG)
+def test_a_node_built_wrong_is_refused_where_it_is_built(build, argument, words):
+    """Field mistakes fail on the line that makes the node, naming the field and the fix."""
+    with pytest.raises(ConfigError) as caught:
+        build()
+    assert caught.value.argument == argument
+    assert words in str(caught.value) and caught.value.fix
+
+
+def test_one_export_given_as_text_is_that_one_export():
+    assert Node("critic", ok, exports="quality_score").exports == ("quality_score",)
+
+
+def test_a_role_name_in_any_case_is_the_role():
+    assert Node("a", ok, role="Critic").role.value == "critic"
+    assert Node("a", ok, risk_tier=RiskTier.EXTERNAL_IO).risk_tier is RiskTier.EXTERNAL_IO
+
+
+def test_a_huge_condition_is_quoted_short_in_the_report():
+    huge = "quality_score < 0.8 and " + "x " * 500_000
+    report = chain("a", "b", a=["quality_score"]).add_conditional_edge(
+        "a", "b", huge).preflight()
+    assert not report.ok and len(str(report)) < 2_000
+
+
 def test_there_are_at_least_thirty_distinct_malformed_definitions():
-    assert len(CASES) >= 30
-    assert len({rule for _, rule, _ in CASES.values()}) >= 17
+    assert len(CASES) + len(BUILT_WRONG) >= 30
+    assert len({rule for _, rule, _ in CASES.values()}) >= 12
 
 
 def test_every_problem_is_reported_at_once():

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
+from ..validation import fraction, optional_number, whole
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,28 @@ class AgentResult:
     """What downstream nodes see; defaults to ``text``."""
 
     def __post_init__(self) -> None:
+        self.tokens_in = whole(self.tokens_in, "AgentResult.tokens_in")
+        self.tokens_out = whole(self.tokens_out, "AgentResult.tokens_out")
+        self.cost_usd = optional_number(self.cost_usd, "AgentResult.cost_usd")
+        self.carbon_g = optional_number(self.carbon_g, "AgentResult.carbon_g")
         for name in ("uncertainty", "confidence"):
             value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise ConfigError(f"AgentResult.{name} must be between 0 and 1, got {value!r}")
+            if value is not None:
+                setattr(self, name, fraction(value, f"AgentResult.{name}"))
+        if not isinstance(self.text, str):
+            raise ConfigError(f"AgentResult.text must be a string, not {shown(self.text)}",
+                              argument="AgentResult.text",
+                              fix="put structured values in output= or variables=")
+        if not isinstance(self.variables, Mapping):
+            raise ConfigError(f"AgentResult.variables must be a dict, not {shown(self.variables)}",
+                              argument="AgentResult.variables",
+                              fix="pass variables={'quality_score': 0.9}")
+        if self.model is not None and not isinstance(self.model, str):
+            raise ConfigError(f"AgentResult.model must be a model id string, not "
+                              f"{shown(self.model)}", argument="AgentResult.model",
+                              fix="pass a model id, e.g. model='claude-haiku-4-5'")
         if self.uncertainty is None and self.confidence is not None:
             self.uncertainty = 1.0 - self.confidence
-        if self.tokens_in < 0 or self.tokens_out < 0:
-            raise ConfigError("AgentResult token counts cannot be negative")
         if self.output is None:
             self.output = self.text
 
@@ -74,17 +89,24 @@ class AgentResult:
         return self.tokens_in + self.tokens_out
 
 
+ACCOUNTING_KEYS = ("tokens_in", "tokens_out", "cost_usd", "uncertainty", "confidence", "model")
+"""Keys of a dict result that count as the result's accounting, as in `AgentResult`."""
+
+
 def normalize_result(value: Any, exports: tuple[str, ...] = ()) -> AgentResult:
     """Turn an agent's return value into an `AgentResult`.
 
-    A dict is the output itself; its keys named in ``exports`` become variables.
+    A dict is the output itself; its keys named in ``exports`` become variables, and
+    its accounting keys (`ACCOUNTING_KEYS`: tokens, cost, uncertainty, model) count.
     Any other value is the output as it is, with its ``str()`` as the text.
     """
     if isinstance(value, AgentResult):
         return value
     if isinstance(value, Mapping):
         variables = {name: value[name] for name in exports if name in value}
-        return AgentResult(text=_dict_text(value), variables=variables, output=dict(value))
+        accounting = {name: value[name] for name in ACCOUNTING_KEYS if name in value}
+        return AgentResult(text=_dict_text(value), variables=variables, output=dict(value),
+                           **accounting)
     if value is None:
         return AgentResult(text="")
     if isinstance(value, str):

@@ -9,11 +9,14 @@ edges must form a DAG (pre-flight checks that).
 
 from __future__ import annotations
 
+import keyword
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import ConfigError, shown
+from ..validation import SECONDS_MAX, identifier, optional_number
 from .roles import RiskTier, Role
 
 Agent = Callable[..., Any]
@@ -33,9 +36,17 @@ class Node:
     description: str = ""
 
     def __post_init__(self) -> None:
-        self.exports = tuple(self.exports)
-        if isinstance(self.role, str) and not isinstance(self.role, Role):
-            self.role = _coerce_role(self.role)
+        """Every field checked now, so a mistake points at the line that made the node."""
+        kind = type(self).__name__
+        identifier(self.id, f"{kind}.id")
+        self.role = _role(self.role, kind)
+        self.risk_tier = _risk_tier(self.risk_tier, kind)
+        self.exports = _exports(self.exports, self.id)
+        optional_number(self.timeout_s, f"{kind}.timeout_s", strict=True, maximum=SECONDS_MAX,
+                        fix="pass seconds such as timeout_s=30, or None for no timeout")
+        if not isinstance(self.description, str):
+            raise ConfigError(f"{kind}.description must be text, not {shown(self.description)}",
+                              argument=f"{kind}.description", fix="describe the node in words")
 
     @property
     def is_gate(self) -> bool:
@@ -50,6 +61,15 @@ class HumanGate(Node):
     prompt: str = "Approve the content above to continue?"
     content_from: str | None = None
     """Node whose latest output is shown for approval and passed on; default: the inputs."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.prompt, str):
+            raise ConfigError(f"HumanGate.prompt must be text, not {shown(self.prompt)}",
+                              argument="HumanGate.prompt",
+                              fix="ask in words, e.g. prompt='Publish this draft?'")
+        if self.content_from is not None:
+            identifier(self.content_from, "HumanGate.content_from")
 
     @property
     def is_gate(self) -> bool:
@@ -71,7 +91,8 @@ class Edge:
         return f"{self.source} -> {self.target}"
 
     def describe(self) -> str:
-        guard = f" [{self.condition}]" if self.condition else ""
+        """``edge a -> b [condition]``, a long condition cut short (reports quote it)."""
+        guard = f" [{_cut(self.condition)}]" if self.condition else ""
         return f"edge {self.label}{guard}"
 
 
@@ -151,11 +172,49 @@ class Topology:
         return _walk(node_id, forward_out, lambda e: e.target)
 
 
-def _coerce_role(value: str) -> Role | Any:
+def _cut(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit} more characters)"
+
+
+def _role(value: Any, kind: str) -> Role | None:
+    """A Role, its value in any case ("critic"), or None."""
+    if value is None or isinstance(value, Role):
+        return value
+    if isinstance(value, str) and value.strip().lower() in {r.value for r in Role}:
+        return Role(value.strip().lower())
+    raise ConfigError(f"{kind}.role {shown(value)} is not a Role", argument=f"{kind}.role",
+                      fix=f"use one of {', '.join('Role.' + r.name for r in Role)}")
+
+
+def _risk_tier(value: Any, kind: str) -> RiskTier:
+    if isinstance(value, RiskTier):
+        return value
+    raise ConfigError(f"{kind}.risk_tier {shown(value)} is not a RiskTier",
+                      argument=f"{kind}.risk_tier",
+                      fix=f"use one of {', '.join('RiskTier.' + t.name for t in RiskTier)}")
+
+
+def _exports(value: Any, node_id: str) -> tuple[str, ...]:
+    """The exported names; one name given as a plain string counts as that one name."""
+    names = (value,) if isinstance(value, str) else value
     try:
-        return Role(value.lower())
-    except ValueError:
-        return value  # pre-flight reports it with the list of roles
+        names = tuple(names)
+    except TypeError:
+        raise ConfigError(f"exports of node {node_id!r} must be a list of names, not "
+                          f"{shown(value)}", argument="exports",
+                          fix="pass e.g. exports=['quality_score']") from None
+    for name in names:
+        if not _is_variable_name(name):
+            raise ConfigError(f"export {shown(name)} of node {node_id!r} is not a valid variable "
+                              "name", argument="exports",
+                              fix="use letters, digits and underscores, not starting with a "
+                                  "digit or '__' (e.g. 'quality_score')")
+    return names
+
+
+def _is_variable_name(name: Any) -> bool:
+    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+            and not name.startswith("__"))
 
 
 def _group(edges: Iterable[Edge], key: Callable[[Edge], str]) -> dict[str, list[Edge]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import inspect
-import keyword
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -16,7 +15,6 @@ from typing import Any
 
 from .conditions import ConditionSyntaxError, parse_condition
 from .graph import Blueprint, Edge, Node, Topology
-from .roles import RiskTier, Role
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def check_structure(definition: Blueprint) -> PreflightReport:
     """Run every structural rule and collect all problems."""
     report = PreflightReport(definition.name)
     nodes, edges = definition.nodes, definition.edges
-    topology = Topology.of((n.id for n in nodes if isinstance(n.id, str)), edges)
+    topology = Topology.of((n.id for n in nodes), edges)
     for check in (_node_problems, _edge_problems, _gate_problems, _shape_problems):
         report.problems.extend(check(nodes, edges, topology))
     return report
@@ -98,32 +96,9 @@ def _node_problems(nodes: list[Node], edges: list[Edge], topo: Topology) -> Iter
 
 
 def _one_node_problems(node: Node) -> Iterator[Problem]:
-    where = f"node '{node.id}'"
-    if not isinstance(node.id, str) or not node.id.strip():
-        yield Problem("S003", "invalid-node-id", f"node {node.id!r}",
-                      "a node id must be a non-empty string.",
-                      "use a short name such as 'writer'.", field="id")
-        return
+    """What a node can still get wrong after construction (which checked its fields)."""
     if not node.is_gate:
-        yield from _agent_problems(node, where)
-    if node.role is not None and not isinstance(node.role, Role):
-        yield Problem("S006", "unknown-role", where, f"{node.role!r} is not a Role.",
-                      f"use one of {', '.join('Role.' + r.name for r in Role)}.", field="role")
-    if not isinstance(node.risk_tier, RiskTier):
-        yield Problem("S007", "unknown-risk-tier", where, f"{node.risk_tier!r} is not a RiskTier.",
-                      f"use one of {', '.join('RiskTier.' + t.name for t in RiskTier)}.",
-                      field="risk_tier")
-    if node.timeout_s is not None and not _positive_number(node.timeout_s):
-        yield Problem("S008", "invalid-timeout", where,
-                      f"timeout_s={node.timeout_s!r} is not a positive number of seconds.",
-                      "use a positive number such as timeout_s=30, or None for no timeout.",
-                      field="timeout_s")
-    for name in node.exports:
-        if not _is_variable_name(name):
-            yield Problem("S009", "invalid-export-name", where,
-                          f"export {name!r} is not a valid variable name.",
-                          "use letters, digits and underscores, not starting with a digit "
-                          "or '__' (e.g. 'quality_score').", field="exports")
+        yield from _agent_problems(node, f"node '{node.id}'")
 
 
 def _agent_problems(node: Node, where: str) -> Iterator[Problem]:
@@ -147,7 +122,7 @@ def _agent_problems(node: Node, where: str) -> Iterator[Problem]:
 
 
 def _edge_problems(nodes: list[Node], edges: list[Edge], topo: Topology) -> Iterator[Problem]:
-    known = [n.id for n in nodes if isinstance(n.id, str)]
+    known = [n.id for n in nodes]
     counts = Counter((e.source, e.target) for e in edges)
     for (source, target) in (k for k, c in counts.items() if c > 1):
         yield Problem("S011", "duplicate-edge", f"edge {source} -> {target}",
@@ -265,15 +240,6 @@ def _cycle_problem(cycle: list[str], edges: list[Edge]) -> Problem:
 def _did_you_mean(name: Any, known: list[str], otherwise: str) -> str:
     close = difflib.get_close_matches(str(name), known, n=1)
     return f"did you mean '{close[0]}'?" if close else otherwise
-
-
-def _positive_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
-
-
-def _is_variable_name(name: Any) -> bool:
-    return (isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
-            and not name.startswith("__"))
 
 
 def _accepts_one_argument(agent: Any) -> bool:

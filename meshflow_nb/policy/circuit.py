@@ -27,7 +27,6 @@ breaker can be shared by runs on different threads and a listener may read the b
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 import time
 import zlib
@@ -37,7 +36,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from ..errors import ConfigError, MeshflowError
+from ..errors import MeshflowError
+from ..validation import SECONDS_MAX, number, whole
 
 T = TypeVar("T")
 
@@ -68,33 +68,15 @@ class CircuitBreakerConfig:
     """Up to this much is added to each pause, fixed per (agent, retry); 0 turns it off."""
 
     def __post_init__(self) -> None:
-        _check_int("max_retries", self.max_retries, 0, "use 0 for no retries")
-        _check_int("failure_threshold", self.failure_threshold, 1,
-                   "use 1 to open the breaker on the first failure")
-        _check_float("failure_window_s", self.failure_window_s, strict=True)
-        _check_float("half_open_after_s", self.half_open_after_s, strict=True)
-        _check_float("backoff_base_s", self.backoff_base_s, strict=False,
-                     hint="use 0 to retry without pausing")
-        _check_float("backoff_max_s", self.backoff_max_s, strict=True)
-        _check_float("jitter_s", self.jitter_s, strict=False, hint="use 0 for no jitter")
-
-
-def _check_int(name: str, value: Any, minimum: int, hint: str) -> None:
-    """A whole number of at least ``minimum`` (a bool is not accepted as a number)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"CircuitBreakerConfig.{name} must be a whole number >= {minimum}, "
-                         f"got {value!r}; {hint}")
-
-
-def _check_float(name: str, value: Any, strict: bool, hint: str = "") -> None:
-    """A finite number, above 0 when ``strict``, else at least 0."""
-    bound = "> 0" if strict else ">= 0"
-    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-          and math.isfinite(value) and (value > 0 if strict else value >= 0))
-    if not ok:
-        fix = hint or "pass a positive number of seconds, e.g. 10.0"
-        raise ConfigError(f"CircuitBreakerConfig.{name} must be a finite number of seconds "
-                         f"{bound}, got {value!r}; {fix}")
+        whole(self.max_retries, "CircuitBreakerConfig.max_retries", fix="use 0 for no retries")
+        whole(self.failure_threshold, "CircuitBreakerConfig.failure_threshold", minimum=1,
+              fix="use 1 to open the breaker on the first failure")
+        for name, strict, fix in (
+                ("failure_window_s", True, None), ("half_open_after_s", True, None),
+                ("backoff_base_s", False, "use 0 to retry without pausing"),
+                ("backoff_max_s", True, None), ("jitter_s", False, "use 0 for no jitter")):
+            number(getattr(self, name), f"CircuitBreakerConfig.{name}", strict=strict,
+                   maximum=SECONDS_MAX, fix=fix or "pass a positive number of seconds, e.g. 10.0")
 
 
 # --- states, errors, events, clocks --------------------------------------------------

@@ -15,8 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..agents.pricing import ModelPrice
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..model.roles import RiskTier
+from ..validation import SECONDS_MAX, flag, fraction, instance, optional_number
 from .circuit import CircuitBreakerConfig
 from .guardian import Action
 
@@ -32,6 +33,17 @@ class PolicyMode(StrEnum):
         return self.name
 
 
+def _tier(value: Any) -> RiskTier:
+    """A RiskTier, or its name ("EXTERNAL_IO"); anything else names the tiers there are."""
+    if isinstance(value, RiskTier):
+        return value
+    if isinstance(value, str) and value.strip().upper() in RiskTier.__members__:
+        return RiskTier[value.strip().upper()]
+    options = ", ".join(f"RiskTier.{t.name}" for t in RiskTier)
+    raise ConfigError(f"HumanInLoopConfig.tier_threshold {shown(value)} is not a risk tier",
+                      argument="HumanInLoopConfig.tier_threshold", fix=f"use one of {options}")
+
+
 @dataclass(frozen=True)
 class HumanInLoopConfig:
     """Who must approve what: nodes at or above ``tier_threshold`` wait for a human."""
@@ -44,6 +56,23 @@ class HumanInLoopConfig:
     """No decision within this time rejects the gate with reason "timeout"."""
     webhook_secret_env: str = "MESHFLOW_WEBHOOK_SECRET"
     """Environment variable holding the HMAC-SHA256 key that signs webhook notices."""
+
+    def __post_init__(self) -> None:
+        flag(self.enabled, "HumanInLoopConfig.enabled")
+        object.__setattr__(self, "tier_threshold", _tier(self.tier_threshold))
+        if self.approval_webhook is not None and not isinstance(self.approval_webhook, str):
+            raise ConfigError(f"HumanInLoopConfig.approval_webhook must be a URL string, not "
+                              f"{shown(self.approval_webhook)}",
+                              argument="HumanInLoopConfig.approval_webhook",
+                              fix="pass the receiver's https:// URL, or None")
+        optional_number(self.timeout_s, "HumanInLoopConfig.timeout_s", strict=True,
+                        maximum=SECONDS_MAX, fix="pass seconds such as timeout_s=300, or None "
+                                                 "to wait without a deadline")
+        if not isinstance(self.webhook_secret_env, str) or not self.webhook_secret_env.strip():
+            raise ConfigError("HumanInLoopConfig.webhook_secret_env must name an environment "
+                              f"variable, not {shown(self.webhook_secret_env)}",
+                              argument="HumanInLoopConfig.webhook_secret_env",
+                              fix="keep the default, MESHFLOW_WEBHOOK_SECRET")
 
 
 _PRESETS: dict[PolicyMode, dict[str, Any]] = {
@@ -100,10 +129,10 @@ class Policy:
     def __init__(self, mode: PolicyMode | str = PolicyMode.STANDARD, **settings: Any) -> None:
         unknown = [name for name in settings if name not in FIELDS]
         if unknown:
-            raise ConfigError(_unknown_message(unknown))
+            raise ConfigError(_unknown_message(unknown), argument=unknown[0],
+                              fix="docs/policy.md lists every field with its meaning")
         mode = _mode(mode)
-        values = {**_PRESETS[mode], **settings}
-        values["guardian_action"] = Action(values["guardian_action"])
+        values = _checked({**_PRESETS[mode], **settings})
         for name, value in {"mode": mode, **values, "explicit": frozenset(settings)}.items():
             object.__setattr__(self, name, value)
 
@@ -178,12 +207,53 @@ class Policy:
         printer.text(self.describe())
 
 
+def _checked(values: dict[str, Any]) -> dict[str, Any]:
+    """Every field's type and range, checked at construction: a policy that would do
+    something other than what it says is refused before it governs anything."""
+    for name in ("enable_guardian", "enable_uncertainty", "enable_environmental",
+                 "enable_cross_run_learning", "immutable_audit"):
+        flag(values[name], f"Policy.{name}")
+    for name, unit in (("budget_usd", "budget_usd=5.0"), ("carbon_budget_g", "carbon_budget_g=50")):
+        values[name] = optional_number(values[name], f"Policy.{name}", strict=True,
+                                       fix=f"pass a positive number such as {unit}, or None "
+                                           "for no cap")
+    values["guardian_action"] = _action(values["guardian_action"])
+    low = fraction(values["uncertainty_escalate"], "Policy.uncertainty_escalate")
+    high = fraction(values["uncertainty_block"], "Policy.uncertainty_block")
+    if low > high:
+        raise ConfigError(f"Policy.uncertainty_escalate ({low:g}) is above uncertainty_block "
+                          f"({high:g}), so nothing would ever be escalated",
+                          argument="Policy.uncertainty_escalate",
+                          fix="keep escalate <= block, e.g. 0.6 and 0.85")
+    if values["circuit_breaker"] is not None:
+        instance(values["circuit_breaker"], "Policy.circuit_breaker", CircuitBreakerConfig,
+                 "pass CircuitBreakerConfig(max_retries=2, ...), or None for no retries")
+    instance(values["human_in_loop"], "Policy.human_in_loop", HumanInLoopConfig,
+             "pass HumanInLoopConfig(enabled=True) (or enabled=False)")
+    if values["prices"] is not None and not (
+            isinstance(values["prices"], Mapping)
+            and all(isinstance(v, ModelPrice) for v in values["prices"].values())):
+        raise ConfigError("Policy.prices must map model ids to ModelPrice entries",
+                          argument="Policy.prices", fix="see docs/mock-mode.md, 'Prices'")
+    return values
+
+
+def _action(value: Any) -> Action:
+    try:
+        return Action(value)
+    except ValueError:
+        options = ", ".join(f"Action.{a.name}" for a in Action)
+        raise ConfigError(f"Policy.guardian_action {shown(value)} is not an action",
+                          argument="Policy.guardian_action", fix=f"use one of {options}") from None
+
+
 def _mode(mode: PolicyMode | str) -> PolicyMode:
     try:
         return PolicyMode(mode.lower() if isinstance(mode, str) else mode)
     except ValueError:
         options = ", ".join(f"PolicyMode.{m.name}" for m in PolicyMode)
-        raise ConfigError(f"unknown policy mode {mode!r}; use one of {options}") from None
+        raise ConfigError(f"unknown policy mode {shown(mode)}", argument="mode",
+                          fix=f"use one of {options}") from None
 
 
 def _unknown_message(unknown: list[str]) -> str:

@@ -19,21 +19,17 @@ def check_policy(policy: Policy, definition: Blueprint) -> list[Problem]:
     """Every violation of ``policy`` by ``definition``."""
     regulated = policy.mode.value == "regulated"
     return [*_budget_problems(policy, regulated), *_hitl_problems(policy, definition, regulated),
-            *_threshold_problems(policy), *_role_problems(definition, regulated)]
+            *_role_problems(definition, regulated)]
 
 
 def _budget_problems(policy: Policy, regulated: bool) -> Iterator[Problem]:
+    """REGULATED mode caps what a run may spend (the values were checked by `Policy`)."""
     for name, unit in (("budget_usd", "USD"), ("carbon_budget_g", "grams CO2e")):
-        value = getattr(policy, name)
         needed = name == "budget_usd" or policy.enable_environmental
-        if value is None and regulated and needed:
+        if getattr(policy, name) is None and regulated and needed:
             yield Problem("P003", "budget-missing", "policy",
                           f"REGULATED mode requires {name} and it is not set.",
                           f"pass {name}=<a positive number of {unit}>.", field=name)
-        elif value is not None and not (isinstance(value, (int, float)) and value > 0):
-            yield Problem("P004", "budget-not-positive", "policy",
-                          f"{name}={value!r} is not a positive number.",
-                          f"use a positive number of {unit}, or None for no cap.", field=name)
 
 
 def _hitl_problems(policy: Policy, definition: Blueprint,
@@ -55,16 +51,6 @@ def _hitl_problems(policy: Policy, definition: Blueprint,
                       f"add a HumanGate before '{node_id}' on every path, e.g. "
                       f"add_node(HumanGate('approve_{node_id}')) and route its inputs "
                       "through it.")
-
-
-def _threshold_problems(policy: Policy) -> Iterator[Problem]:
-    low, high = policy.uncertainty_escalate, policy.uncertainty_block
-    if not (0 <= low <= 1 and 0 <= high <= 1 and low <= high):
-        yield Problem("P005", "uncertainty-thresholds", "policy",
-                      f"uncertainty_escalate={low!r} and uncertainty_block={high!r} must lie "
-                      "in [0, 1] with escalate <= block.",
-                      "e.g. uncertainty_escalate=0.6, uncertainty_block=0.85.",
-                      field="uncertainty_escalate")
 
 
 def _role_problems(definition: Blueprint, regulated: bool) -> Iterator[Problem]:
