@@ -39,6 +39,7 @@ class EventType(StrEnum):
     UNCERTAINTY_ESCALATED = "uncertainty_escalated"
     NODE_RETRY = "node_retry"
     CIRCUIT_STATE = "circuit_state"
+    AUDIT_FAILED = "audit_failed"
 
 
 

@@ -74,11 +74,12 @@ def run_and_print(workflow: WorkflowDefinition, task: str, *, stream: bool = Fal
     notes = sys.stderr if stream else out
 
     def show(event: MeshEvent) -> None:
+        if event.type is EventType.RUN_START:  # the task as screened, never as typed
+            _print_or_silence(f"Running '{workflow.name}' on: {event.payload['task']}", notes)
         line = event.to_json() if stream else progress_line(event)
         if line is not None:
             _print_or_silence(line, out)
 
-    _print_or_silence(f"Running '{workflow.name}' on: {task}", notes)
     result = workflow.run(task, approver=approver, on_event=show)
     _print_or_silence("\n" + result.summary(), notes)
     if result.ok:

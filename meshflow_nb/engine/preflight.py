@@ -30,11 +30,14 @@ class Verification(Protocol):
 
 class Recorder(Protocol):
     """What the engine needs of a ledger: record an event (raising a `MeshflowError`
-    when it cannot), and verify, or verify and seal, before a run under audit."""
+    when it cannot), wait until what it recorded is committed (`flush`, raising the
+    same way), and verify, or verify and seal, before a run under audit."""
 
     location: str
 
     def record(self, event: MeshEvent) -> None: ...
+
+    def flush(self) -> None: ...
 
     def verify_chain(self) -> Verification: ...
 

@@ -116,6 +116,9 @@ class Run:
         """Pre-flight, then schedule nodes until none is running; always ends cleanly."""
         self._started = time.perf_counter()
         damage = self._seal_ledger()
+        screening = self.governor.screen_task(self.task) if self.governor else None
+        if screening is not None:
+            self.task = screening.value  # what is recorded, shown and given to agents
         self.emit(EventType.RUN_START, payload={
             "workflow": self.definition.name, "task": self.task, "nodes": len(self.nodes),
             **({"policy": self.policy.to_dict()} if self.policy else {})})
@@ -123,6 +126,13 @@ class Run:
         if not report.ok:
             self.emit(EventType.PREFLIGHT_REJECTED, payload=report.to_dict())
             return self._finish(RunStatus.REJECTED_PREFLIGHT, str(report), report)
+        try:
+            if screening is not None:
+                self.governor.report_task(screening)
+        except PolicyStop as stop:
+            self._stop(stop.status, str(stop))
+        if self._stopping:  # the task was blocked, or its start could not be recorded
+            return self._finish(self.status, self.error)
         self._prepare()
         for node_id in self._topo.entries:
             self._launch(node_id)
@@ -173,6 +183,8 @@ class Run:
 
     def _finish(self, status: RunStatus, error: str | None,
                 report: PreflightReport | None = None) -> RunResult:
+        """End the run with ``status``, unless its audit trail failed (a run rejected by
+        ``report`` stays rejected: it ran nothing)."""
         self.status, self.error = status, error
         self.totals.duration_ms = (time.perf_counter() - self._started) * 1000
         output = self._final_output()
@@ -181,6 +193,8 @@ class Run:
             "loop_iterations": self.totals.loop_iterations, "tokens": self.totals.tokens,
             "cost_usd": round(self.totals.cost_usd, 6),
             "duration_ms": round(self.totals.duration_ms, 1)})
+        if self.status is RunStatus.AUDIT_FAILED and report is None:
+            status, error = self.status, self.error  # recording failed, even at the very end
         result = RunResult(
             run_id=self.run_id, workflow=self.definition.name, task=self.task, status=status,
             output=output, nodes=self.records, totals=self.totals, events=self.bus.history,
@@ -216,12 +230,35 @@ class Run:
         return event
 
     def _record(self, event: MeshEvent) -> None:
-        """Hand the event to the ledger; a refusal or failure is counted, never lost quietly."""
+        """Hand the event to the ledger; a refusal or failure is counted, never lost
+        quietly, and when the policy requires audit it stops the run (fail closed)."""
         try:
             self.ledger.record(event)
         except MeshflowError as err:
-            self.unrecorded += 1
-            self.recording_error = self.recording_error or f"{event.type.value}: {err}"
+            self._unrecorded(f"{event.type.value}: {err}")
+
+    def _unrecorded(self, reason: str) -> None:
+        self.unrecorded += 1
+        self.recording_error = self.recording_error or reason
+        if audit_required(self.policy) and self.status is not RunStatus.AUDIT_FAILED:
+            message = f"the audit trail could not record the run, so it stopped ({reason})"
+            # the most severe stop: it replaces one that came first (a rejection, say)
+            self._stopping, self.status, self.error = True, RunStatus.AUDIT_FAILED, message
+            for task in self._tasks:
+                task.cancel()
+            self.emit(EventType.AUDIT_FAILED, payload={"message": message})
+
+    def _commit_barrier(self, node: Node) -> None:
+        """Under audit, everything so far is committed before a node that acts on the
+        world starts; if it cannot be, the node never starts."""
+        if not (audit_required(self.policy) and self.ledger is not None
+                and node.risk_tier >= RiskTier.EXTERNAL_IO):
+            return
+        try:
+            self.ledger.flush()
+        except MeshflowError as err:
+            self._unrecorded(f"before {node.id}: {err}")
+            raise PolicyStop(RunStatus.AUDIT_FAILED, str(err), node_status="refused") from err
 
     def node(self, node_id: str) -> Node | None:
         """The node with this id, if the definition has one (for the policy layers)."""
@@ -257,6 +294,7 @@ class Run:
 
     async def _execute(self, node: Node, iteration: int) -> None:
         """One execution of a node: start event, agent or gate, complete or failed event."""
+        self._commit_barrier(node)
         ctx = self._context(node, iteration)
         self.emit(EventType.NODE_START, node, payload={
             "iteration": iteration, "inputs": sorted(ctx.inputs)})

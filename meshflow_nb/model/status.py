@@ -16,3 +16,5 @@ class RunStatus(StrEnum):
     BLOCKED = "blocked"
     BUDGET_EXCEEDED = "budget_exceeded"
     CANCELLED = "cancelled"
+    AUDIT_FAILED = "audit_failed"
+    """The policy requires an audit trail and an entry could not be recorded."""

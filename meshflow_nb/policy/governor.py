@@ -24,13 +24,16 @@ from ..model.status import RunStatus
 from .carbon import carbon_grams
 from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
 from .config import Policy, PolicyMode
-from .guardian import Guardian, Screening
+from .guardian import Action, Category, Guardian, Screening
 from .rules import ungated_nodes
 
 if TYPE_CHECKING:
     from .learning import LearningStore
 
 T = TypeVar("T")
+
+_SENSITIVE = Guardian(Action.REDACT, categories=(Category.SECRET, Category.PII))
+"""Redacts what must never be recorded, whatever the policy's action."""
 
 _breakers: dict[int, BreakerRegistry] = {}
 """Breakers by policy object (not by value: two equal policies do not share state)."""
@@ -85,6 +88,24 @@ class Governor:
         if hitl.enabled and self.policy.mode is not PolicyMode.REGULATED:
             self._needs_approval = set(ungated_nodes(definition, hitl.tier_threshold))
 
+    def screen_task(self, task: str) -> Screening | None:
+        """The task as it may be recorded and given to agents, screened before anything
+        is recorded (None when the guardian is off). The ledger cannot forget, so under
+        the flag and block actions too, secrets and personal data in the task are
+        redacted in what is recorded (an injection stays, flagged or blocked). Emits
+        nothing, since the run's first event must be run_start: `report_task` does."""
+        if self.guardian is None:
+            return None
+        screening = self.guardian.screen(task, "task")
+        if self.guardian.action is not Action.REDACT and screening.findings:
+            kept = _SENSITIVE.screen(task, "task").value
+            screening = dataclasses.replace(screening, value=kept)
+        return screening
+
+    def report_task(self, screening: Screening) -> None:
+        """The findings of `screen_task` as events; a blocked task stops the run."""
+        self._report(None, screening, "task")
+
     # --- around one node -----------------------------------------------------------
 
     async def before_node(self, node: Node, ctx: NodeContext) -> NodeContext:
@@ -93,11 +114,9 @@ class Governor:
         if self.learning is not None:
             ctx = dataclasses.replace(ctx, lessons=tuple(self.learning.lessons_for(
                 node.id, ctx.task)))
-        if self.guardian is not None:
-            screened = self._screen(node, {"task": ctx.task, "inputs": dict(ctx.inputs)},
-                                    "input")
-            ctx = dataclasses.replace(ctx, task=screened.value["task"],
-                                      inputs=screened.value["inputs"])
+        if self.guardian is not None:  # the task was screened once, when the run started
+            screened = self._screen(node, dict(ctx.inputs), "input")
+            ctx = dataclasses.replace(ctx, inputs=screened.value)
         if node.id in self._needs_approval:
             await self.run.ask_approval(
                 node, ctx.inputs, f"{node.id} is {node.risk_tier.name}: approve it to run?",
@@ -185,17 +204,22 @@ class Governor:
 
     def _screen(self, node: Node, value: Any, where: str) -> Screening:
         screening = self.guardian.screen(value, where)
+        self._report(node, screening, where)
+        return screening
+
+    def _report(self, node: Node | None, screening: Screening, where: str) -> None:
+        """A guardian_finding event per finding; a blocked screening stops the run."""
         for finding in screening.findings:
             self.run.emit(EventType.GUARDIAN_FINDING, node, payload={
                 **finding.to_dict(), "action": self.policy.guardian_action.value,
                 "message": finding.describe()})
         if screening.blocked:
-            kinds = sorted({f.kind for f in screening.findings})
-            message = f"the guardian blocked {node.id}: {', '.join(kinds)} in its {where}"
+            kinds = ", ".join(sorted({f.kind for f in screening.findings}))
+            message = (f"the guardian blocked {node.id}: {kinds} in its {where}" if node
+                       else f"the guardian blocked the run: {kinds} in its {where}")
             self.run.emit(EventType.NODE_BLOCKED, node, payload={
                 "layer": "guardian", "message": message})
             raise PolicyStop(RunStatus.BLOCKED, message)
-        return screening
 
     async def _judge_uncertainty(self, node: Node, result: AgentResult) -> None:
         value = result.uncertainty
