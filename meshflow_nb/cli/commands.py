@@ -1,4 +1,9 @@
-"""The `meshflow-nb` (alias `meshflow`) command line."""
+"""The `meshflow-nb` (alias `meshflow`) command line.
+
+Every command keeps one exit-code contract (docs/cli.md): 0 valid or done, 1 the
+ledger is damaged (or the run did not complete), 2 a usage or I/O problem, printed
+by `main` as one line, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,25 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import MeshflowError
 from ..hitl.local import fixed_approver
-from ..hitl.requests import ApprovalError
+from ..hitl.resolve import resolve_approver
 from ..hitl.store import (
     approvals_dir,
     pending_requests,
     submit_decision,
     waiting_process_alive,
 )
-from ..ledger import Anchor, LedgerError, ReplayLedger, default_location, save_anchors
+from ..ledger import Anchor, ReplayLedger, default_location, save_anchors
 from ..version import __version__
-from .builders import BuilderError, build
+from .builders import build
 from .console import run_and_print
+
+USAGE_OR_IO = 2
+"""The exit status of a usage mistake or a file that cannot be used."""
 
 
 class CliError(MeshflowError):
@@ -30,16 +37,26 @@ class CliError(MeshflowError):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: run one command; any deliberate error or file problem is
+    the one place that turns into ``meshflow-nb: error: ...`` and exit 2."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "handler"):
         parser.print_help()
-        return 2
+        return USAGE_OR_IO
     try:
         return args.handler(args)
-    except CliError as err:
-        print(f"meshflow-nb: error: {err}", file=sys.stderr)
-        return 2
+    except (MeshflowError, OSError) as err:
+        print(f"meshflow-nb: error: {_one_line(err)}", file=sys.stderr)
+        return USAGE_OR_IO
+
+
+def _one_line(err: BaseException) -> str:
+    """An error as one line: a file problem names the file, a long message is joined."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        return f"{err.filename}: {err.strerror}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -121,13 +138,8 @@ def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
 def _approve(args: argparse.Namespace) -> int:
     if not args.reviewer.strip():
         raise CliError("--reviewer needs a name: it is recorded with the decision")
-    try:
-        decision = submit_decision(args.run_id, not args.reject, args.reviewer, args.reason,
-                                   node_id=args.node, channel="cli", dir=args.dir)
-    except ApprovalError as err:
-        raise CliError(str(err)) from None
-    except OSError as err:
-        raise CliError(f"cannot write the decision: {err}") from None
+    decision = submit_decision(args.run_id, not args.reject, args.reviewer, args.reason,
+                               node_id=args.node, channel="cli", dir=args.dir)
     print(f"recorded for run {args.run_id} at {decision.node_id}: {decision.describe()}")
     if _waiting_gone(args.run_id, decision.node_id, args.dir):
         print(f"the process that was waiting is gone; continue the run with: "
@@ -138,10 +150,7 @@ def _approve(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from .resume import resume_run
 
-    try:
-        result = resume_run(args.run_id, args.dir, trust_builder=args.trust_builder)
-    except (ApprovalError, BuilderError) as err:
-        raise CliError(str(err)) from None
+    result = resume_run(args.run_id, args.dir, trust_builder=args.trust_builder)
     print(result.summary())
     return 0 if result.ok else 1
 
@@ -183,17 +192,34 @@ def _open_ledger(location: str | None) -> ReplayLedger:
     if "://" not in target and not os.path.exists(target):
         raise CliError(f"no ledger at {target}: run a workflow with a ledger first, "
                        "or pass --db PATH")
+    return ReplayLedger(target)
+
+
+def _load_anchors(path: str) -> list[Anchor]:
+    """The anchors kept in ``path``; a file that holds none is a usage mistake, not a
+    damaged ledger (`Anchor.load` fails with the JSON or constructor error)."""
     try:
-        return ReplayLedger(target)
-    except LedgerError as err:
-        raise CliError(str(err)) from None
+        anchors = Anchor.load(path)
+    except (ValueError, TypeError) as err:
+        raise CliError(f"{path} is not an anchor file ({_one_line(err)}): it should hold "
+                       "what 'meshflow-nb ledger anchor RUN -o FILE' writes") from None
+    if not anchors or not all(_well_formed(a) for a in anchors):
+        raise CliError(f"{path} is not an anchor file: each anchor needs a run_id, a "
+                       "length and a head_hash, as 'meshflow-nb ledger anchor RUN -o FILE' "
+                       "writes them")
+    return anchors
+
+
+def _well_formed(anchor: Anchor) -> bool:
+    """Whether a loaded anchor has the types a check can compare against."""
+    return (isinstance(anchor.run_id, str) and isinstance(anchor.head_hash, str)
+            and isinstance(anchor.length, int) and not isinstance(anchor.length, bool))
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
     ledger = _open_ledger(args.db)
-    if args.anchor and not os.path.exists(args.anchor):
-        raise CliError(f"no anchor file at {args.anchor}")
-    result = ledger.verify_chain(args.run, anchor=args.anchor)
+    anchors = _load_anchors(args.anchor) if args.anchor else None
+    result = ledger.verify_chain(args.run, anchor=anchors)
     print(result.report())
     return 0 if result.valid else 1
 
@@ -206,7 +232,7 @@ def _ledger_runs(args: argparse.Namespace) -> int:
 
 
 def _ledger_export(args: argparse.Namespace) -> int:
-    text = _ledger_call(_open_ledger(args.db).export_run, args.run_id)
+    text = _open_ledger(args.db).export_run(args.run_id)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"wrote run {args.run_id} to {args.output}")
@@ -216,9 +242,9 @@ def _ledger_export(args: argparse.Namespace) -> int:
 
 
 def _ledger_anchor(args: argparse.Namespace) -> int:
-    anchor = _ledger_call(_open_ledger(args.db).anchor, args.run_id)
+    anchor = _open_ledger(args.db).anchor(args.run_id)
     if args.output:
-        kept = Anchor.load(args.output) if os.path.exists(args.output) else []
+        kept = _load_anchors(args.output) if os.path.exists(args.output) else []
         save_anchors([*(a for a in kept if a.run_id != anchor.run_id), anchor], args.output)
         print(f"anchored run {anchor.run_id} ({anchor.length} entries) in {args.output}")
     else:
@@ -226,21 +252,12 @@ def _ledger_anchor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger_call(method: Callable[[str], Any], run_id: str) -> Any:
-    try:
-        return method(run_id)
-    except LedgerError as err:
-        raise CliError(str(err)) from None
-
-
 def _run(args: argparse.Namespace) -> int:
-    try:
-        workflow = build(args.builder)
-    except BuilderError as err:
-        raise CliError(str(err)) from None
-    approver = None
+    workflow = build(args.builder)
     if args.reject:
         approver = fixed_approver(False, args.reviewer, "rejected with --reject", channel="cli")
+    else:  # settled here, so a setting that cannot work is a usage mistake, not a run
+        approver = resolve_approver(workflow.policy, None)
     result = run_and_print(workflow, args.task, stream=args.stream, approver=approver)
     return 0 if result.ok else 1
 
