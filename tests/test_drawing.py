@@ -224,7 +224,7 @@ def test_odd_node_ids_and_labels_are_escaped():
     wf = (WorkflowDefinition('odd "name"')
           .add_node(Node("a:b", lambda ctx: {"v": 1}, Role.GUARDIAN, exports=["v"],
                          description='quotes " and <tags> \\ backslash'))
-          .add_node("c d", lambda ctx: "x", role="not-a-role")
+          .add_node("c d", lambda ctx: "x", role=None)
           .add_conditional_edge("a:b", "c d", 'v > 0 or "\\" == "<>"'))
     svg = render_svg(wf)
     labels = [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
