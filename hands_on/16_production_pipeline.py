@@ -18,7 +18,8 @@ its human gate, so the EXTERNAL_IO publisher is reachable unreviewed, and the
 REGULATED policy's pre-flight rejects the workflow (rule P001) before any node runs.
 The fix is to put the gate back (drop the flag). The exit status is 0 when the run
 ends the way its mode demonstrates (completed, rejected at the gate, rejected by
-pre-flight) and the ledger verifies; 1 otherwise.
+pre-flight) and the ledger verifies; 1 otherwise; 2, with one line saying what to
+do, when the pipeline cannot be built (no MESHFLOW_MOCK=1 and no live agents yet).
 """
 
 from __future__ import annotations
@@ -26,10 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 
 from meshflow_nb import (
     CircuitBreakerConfig,
     HumanInLoopConfig,
+    MeshflowError,
     Policy,
     PolicyMode,
     RiskTier,
@@ -78,9 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--task", default=CAPSTONE_TASK, help="what the pipeline works on")
     args = parser.parse_args(argv)
 
+    try:  # mock agents when MESHFLOW_MOCK=1; without them, one line says what to do
+        pipeline = build_capstone_pipeline(policy=POLICY, human_gate=not args.no_gate)
+    except MeshflowError as err:
+        print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
+        return 2
     ledger = ReplayLedger(LEDGER_DB)
-    # mock agents when MESHFLOW_MOCK=1
-    pipeline = ledger.attach(build_capstone_pipeline(policy=POLICY, human_gate=not args.no_gate))
+    ledger.attach(pipeline)
     notes = sys.stderr if args.stream else sys.stdout
     print(POLICY.describe() + "\n", file=notes)
     # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.

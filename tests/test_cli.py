@@ -23,9 +23,12 @@ def ledger_file(tmp_path, monkeypatch):
     return path
 
 
-def run(*args: str, **env: str) -> subprocess.CompletedProcess:
+def run(*args: str, unset: tuple[str, ...] = (), **env: str) -> subprocess.CompletedProcess:
+    """Run Python with mock agents on, ``env`` added and the ``unset`` variables removed."""
     environ = {**os.environ, "MESHFLOW_MOCK": "1", "MESHFLOW_MOCK_LATENCY": "0",
                "PYTHONPATH": str(ROOT), **env}
+    for name in unset:
+        environ.pop(name, None)
     return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=environ,
                           cwd=ROOT, timeout=120)
 
@@ -104,6 +107,34 @@ def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
     assert bad.returncode == 2
     assert bad.stderr.startswith("meshflow-nb: error: cannot import 'no_such_module'")
     assert "Traceback" not in bad.stderr
+
+
+NO_AGENTS = ("MESHFLOW_MOCK", "ANTHROPIC_API_KEY")
+CAPSTONE = "meshflow_nb.pipelines:build_capstone_pipeline"
+
+
+def names_both_ways_forward(line: str) -> bool:
+    """The line offers the mock agents and live agents, and says live mode is not here yet."""
+    return ("MESHFLOW_MOCK=1" in line and "mock agents" in line
+            and "ANTHROPIC_API_KEY" in line and "not available yet" in line)
+
+
+@pytest.mark.parametrize("command", [(str(SCRIPT),), ("-m", "meshflow_nb", "run", CAPSTONE, "t")],
+                         ids=["hands-on script", "cli run"])
+def test_without_agents_the_capstone_says_how_to_get_some_in_one_line(command, ledger_file):
+    proc = run(*command, unset=NO_AGENTS)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith(("meshflow-nb: error: ", "16_production_pipeline.py: error: "))
+    assert names_both_ways_forward(line), line
+    assert proc.stdout == "" and not ledger_file.exists()  # nothing ran, nothing recorded
+
+
+def test_an_api_key_alone_does_not_start_live_agents_yet():
+    proc = run("-m", "meshflow_nb", "run", CAPSTONE, "t", unset=NO_AGENTS,
+               ANTHROPIC_API_KEY="sk-ant-not-a-real-key")
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+    assert names_both_ways_forward(proc.stderr) and "sk-ant" not in proc.stderr
 
 
 def test_the_engine_imports_without_the_ledgers_heavy_dependencies():

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 
 from ..agents.mock import MockAgent, MockCritic, mock_enabled
@@ -20,6 +21,8 @@ from ..workflow import WorkflowDefinition
 CAPSTONE_TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
 """The course's task for the capstone pipeline (section 2 of lesson 16)."""
 QUALITY_THRESHOLD = 0.8
+LIVE_KEY_VAR = "ANTHROPIC_API_KEY"
+"""Where live Claude agents will read their key (live mode is a later lesson's work)."""
 AGENT_IDS = ("researcher", "analyst_a", "analyst_b", "writer", "quality_gate", "publisher")
 
 
@@ -44,9 +47,7 @@ def build_capstone_pipeline(
     chosen = {**_mock_agents(quality_scores), **(agents or {})}
     missing = [a for a in AGENT_IDS if a not in chosen]
     if missing:
-        raise ConfigError(
-            f"no agent for {', '.join(missing)}: set MESHFLOW_MOCK=1 for mock agents, "
-            "or pass agents={'researcher': ..., ...} with your own functions.")
+        raise _no_agents(missing)
     workflow = (
         WorkflowDefinition(name, description="Research, parallel analysis, drafting with a "
                            "quality loop, human approval, then publication.", policy=policy)
@@ -89,6 +90,21 @@ def build_capstone_pipeline(
             "max_revisions": max_revisions, "gate_timeout_s": gate_timeout_s, "name": name,
             "human_gate": human_gate}}
     return workflow
+
+
+def _no_agents(missing: list[str]) -> ConfigError:
+    """The one-line error naming both ways forward: mock agents, or live ones (not built
+    yet, so a key alone cannot start them, and the line says so)."""
+    if os.environ.get(LIVE_KEY_VAR):
+        ways = (f"set MESHFLOW_MOCK=1 for the deterministic mock agents ({LIVE_KEY_VAR} is "
+                "set, but live Claude agents are not available yet)")
+    else:
+        ways = (f"set MESHFLOW_MOCK=1 for the deterministic mock agents, or {LIVE_KEY_VAR} "
+                "for live Claude agents (live mode is not available yet)")
+    if len(missing) == len(AGENT_IDS):
+        return ConfigError("the capstone pipeline has no agents", argument="agents", fix=ways)
+    return ConfigError(f"the capstone pipeline has no agent for {', '.join(missing)}",
+                       argument="agents", fix=f"add them to agents=, or {ways}")
 
 
 def _mock_agents(quality_scores: Sequence[float] | None) -> dict[str, Agent]:
