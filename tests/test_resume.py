@@ -16,6 +16,7 @@ import pytest
 from meshflow_nb import CircuitBreakerConfig, HumanInLoopConfig, Policy, RiskTier
 from meshflow_nb.hitl import submit_decision
 from meshflow_nb.ledger import ReplayLedger
+from meshflow_nb.pipelines import build_capstone_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 WAITER = textwrap.dedent("""
@@ -158,6 +159,26 @@ def test_a_trusted_builder_with_a_mangled_saved_state_is_one_line_too(env):
     proc = cli(env, "resume", run_id)
     assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
     assert "saved state is incomplete or malformed" in proc.stderr
+
+
+def test_a_builder_the_resuming_program_registers_is_trusted(monkeypatch):
+    from meshflow_nb.cli import builders
+
+    monkeypatch.setattr(builders, "_REGISTERED", dict(builders._REGISTERED))
+    built = []
+
+    def build(**kwargs):
+        built.append(kwargs)
+        return build_capstone_pipeline(quality_scores=[0.9])
+
+    with pytest.raises(builders.BuilderError, match=r"--trust-builder flows\.mine:build"):
+        builders.rebuild("flows.mine:build", {})
+    builders.register_builder("flows.mine:build", build)
+    assert builders.rebuild("flows.mine:build", {"max_revisions": 1}).name == \
+        "production_pipeline"
+    assert built == [{"max_revisions": 1}]
+    with pytest.raises(builders.BuilderError, match="arguments are not an object"):
+        builders.rebuild("flows.mine:build", ["not", "kwargs"])
 
 
 RESUMABLE = textwrap.dedent("""

@@ -60,6 +60,7 @@ def _one_line(err: BaseException) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The argument parser: ``run``, ``ledger ...`` and the approval commands."""
     parser = argparse.ArgumentParser(
         prog="meshflow-nb", description="Run, inspect and audit meshflow_nb workflows.")
     parser.add_argument("--version", action="version", version=f"meshflow-nb {__version__}")
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_ledger_commands(commands: argparse._SubParsersAction) -> None:
+    """``ledger verify|runs|export|anchor``, each with ``--db``."""
     ledger = commands.add_parser("ledger", help="verify, list, export and anchor ledger runs",
                                  description="Work with the hash-chained audit ledger.")
     actions = ledger.add_subparsers(title="ledger commands", metavar="ACTION")
@@ -105,6 +107,7 @@ def _add_ledger_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
+    """``approve``, ``pending`` and ``resume``, each with ``--dir``."""
     dir_help = ("approvals directory (default: $MESHFLOW_APPROVALS_DIR, else .meshflow/"
                 "approvals beside $MESHFLOW_LEDGER_DB or in the working directory)")
     approve = commands.add_parser(
@@ -136,6 +139,7 @@ def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def _approve(args: argparse.Namespace) -> int:
+    """Record a decision; say so when nobody waits for it any more (then ``resume``)."""
     if not args.reviewer.strip():
         raise CliError("--reviewer needs a name: it is recorded with the decision")
     decision = submit_decision(args.run_id, not args.reject, args.reviewer, args.reason,
@@ -148,6 +152,7 @@ def _approve(args: argparse.Namespace) -> int:
 
 
 def _resume(args: argparse.Namespace) -> int:
+    """Continue a paused run here; exit 0 only when it completes."""
     from .resume import resume_run
 
     result = resume_run(args.run_id, args.dir, trust_builder=args.trust_builder)
@@ -156,11 +161,13 @@ def _resume(args: argparse.Namespace) -> int:
 
 
 def _waiting_gone(run_id: str, node_id: str, directory: str | None) -> bool:
+    """Whether the process that waited at this gate is known to be gone."""
     return any(r.get("run_id") == run_id and r.get("node_id") == node_id
                and waiting_process_alive(r) is False for r in pending_requests(directory))
 
 
 def _pending(args: argparse.Namespace) -> int:
+    """List the gates waiting for a decision, as lines or as JSON."""
     requests = pending_requests(args.dir)
     if args.json:
         shown = [{k: v for k, v in r.items() if k != "state"} for r in requests]
@@ -176,6 +183,7 @@ def _pending(args: argparse.Namespace) -> int:
 
 
 def _pending_line(request: dict[str, Any]) -> str:
+    """One waiting gate on one line, marked when its process is gone."""
     timeout = request.get("timeout_s")
     parts = [str(request.get("run_id")), str(request.get("node_id")),
              str(request.get("risk_tier")), f"since {request.get('requested_at')}",
@@ -204,19 +212,21 @@ def _load_anchors(path: str) -> list[Anchor]:
         raise CliError(f"{path} is not an anchor file ({_one_line(err)}): it should hold "
                        "what 'meshflow-nb ledger anchor RUN -o FILE' writes") from None
     if not anchors or not all(_well_formed(a) for a in anchors):
-        raise CliError(f"{path} is not an anchor file: each anchor needs a run_id, a "
-                       "length and a head_hash, as 'meshflow-nb ledger anchor RUN -o FILE' "
-                       "writes them")
+        raise CliError(f"{path} is not an anchor file: each anchor needs a length, a "
+                       "head_hash and a run_id (null for the whole ledger), as "
+                       "'meshflow-nb ledger anchor RUN -o FILE' writes them")
     return anchors
 
 
 def _well_formed(anchor: Anchor) -> bool:
-    """Whether a loaded anchor has the types a check can compare against."""
-    return (isinstance(anchor.run_id, str) and isinstance(anchor.head_hash, str)
+    """Whether a loaded anchor has the types a check can compare against (a run id, or
+    None for an anchor of the whole ledger)."""
+    return (isinstance(anchor.run_id, str | None) and isinstance(anchor.head_hash, str)
             and isinstance(anchor.length, int) and not isinstance(anchor.length, bool))
 
 
 def _ledger_verify(args: argparse.Namespace) -> int:
+    """Check the chain (against anchors if given): exit 0 valid, 1 damaged."""
     ledger = _open_ledger(args.db)
     anchors = _load_anchors(args.anchor) if args.anchor else None
     result = ledger.verify_chain(args.run, anchor=anchors)
@@ -225,6 +235,7 @@ def _ledger_verify(args: argparse.Namespace) -> int:
 
 
 def _ledger_runs(args: argparse.Namespace) -> int:
+    """One line per run in the ledger."""
     runs = _open_ledger(args.db).runs()
     columns = ["run_id", "workflow", "status", "entry_count", "started_at", "ended_at"]
     print(runs[columns].to_string(index=False) if not runs.empty else "no runs yet")
@@ -232,6 +243,7 @@ def _ledger_runs(args: argparse.Namespace) -> int:
 
 
 def _ledger_export(args: argparse.Namespace) -> int:
+    """A run as JSON, to stdout or to ``-o``."""
     text = _open_ledger(args.db).export_run(args.run_id)
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
@@ -242,6 +254,7 @@ def _ledger_export(args: argparse.Namespace) -> int:
 
 
 def _ledger_anchor(args: argparse.Namespace) -> int:
+    """A run's anchor, printed or added to the ``-o`` file (replacing its older one)."""
     anchor = _open_ledger(args.db).anchor(args.run_id)
     if args.output:
         kept = _load_anchors(args.output) if os.path.exists(args.output) else []
@@ -253,6 +266,7 @@ def _ledger_anchor(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Build the named workflow and run it: exit 0 completed, 1 otherwise."""
     workflow = build(args.builder)
     if args.reject:
         approver = fixed_approver(False, args.reviewer, "rejected with --reject", channel="cli")
