@@ -135,7 +135,7 @@ class WebhookApprover(StoreApprover):
         secret = self._env.get(self.secret_env, "")  # read per notice, never kept
         if not secret:
             self._delivered(Delivery(False, _shown(self.url), None,
-                                     f"{self.secret_env} is not set"), record)
+                                     f"{self.secret_env} is not set"), record, deadline)
             return
         threading.Thread(target=self._post, args=(record, secret, deadline), daemon=True,
                          name=f"meshflow-webhook-{record.get('run_id')}").start()
@@ -149,14 +149,17 @@ class WebhookApprover(StoreApprover):
                                 "before the notice could be sent")
         else:
             delivery = post_notice(self.url, build_notice(record), secret, timeout)
-        self._delivered(delivery, record)
+        self._delivered(delivery, record, deadline)
 
-    def _delivered(self, delivery: Delivery, record: Mapping[str, Any]) -> None:
+    def _delivered(self, delivery: Delivery, record: Mapping[str, Any],
+                   deadline: float | None) -> None:
         """Keep how the notice went; a failure is a warning, since the store still decides."""
         self.deliveries.append(delivery)
         if not delivery.ok:
-            log.warning("%s; run %s still waits for 'meshflow-nb approve'", delivery.describe(),
-                        record.get("run_id"))
+            late = deadline is not None and time.monotonic() >= deadline
+            log.warning("%s; run %s %s", delivery.describe(), record.get("run_id"),
+                        "stopped waiting at the gate's timeout" if late
+                        else "still waits for 'meshflow-nb approve'")
 
     def __repr__(self) -> str:
         return f"WebhookApprover({_shown(self.url)!r}, store={str(self.dir)!r})"
