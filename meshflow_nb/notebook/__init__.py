@@ -1,4 +1,5 @@
-"""The notebook layer: drawings, live run view, approval panel, ledger explorer, magics.
+"""The notebook layer: drawings, live run view, approval panel, ledger explorer, magics,
+self-checks.
 
 Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine never
 imports it.
@@ -11,7 +12,8 @@ from .ledger_widget import LedgerExplorer
 from .live import LiveRun, WouldBlockKernelError, run_live
 from .liveview import LiveView
 from .runview import RunView
+from .selfcheck import Verdict, self_check
 
 __all__ = ["ApprovalPanel", "GraphvizNotInstalled", "LedgerExplorer", "LedgerView", "LiveRun",
-           "LiveView", "RunView", "WouldBlockKernelError", "explore", "render_svg", "run_live",
-           "to_dot"]
+           "LiveView", "RunView", "Verdict", "WouldBlockKernelError", "explore", "render_svg",
+           "run_live", "self_check", "to_dot"]
