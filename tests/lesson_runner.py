@@ -4,12 +4,18 @@ Used by tests/test_lessons.py; run as a script (``./dev lessons``) it re-execute
 lesson and stores the outputs of the cells tagged ``nbval-check-output`` in the source
 notebook, leaving every other cell without output: notebooks are source, and only the
 deterministic outputs that nbval compares are committed.
+
+Answer cells (tagged ``answer``) hold what a learner types; `with_answers` writes a copy
+of a lesson with other answers in them, so that tests can run its self-checks on right
+and on wrong answers.
 """
 
 from __future__ import annotations
 
+import ast
 import shutil
 import sys
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +25,7 @@ import papermill
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.ipynb"))
 CHECKED_TAG = "nbval-check-output"
+ANSWER_TAG = "answer"
 DECISION_PARAMETER = "hitl_decision"
 
 
@@ -34,22 +41,50 @@ def decisions_for(path: Path) -> list[str | None]:
     return ["approve", "reject"] if has_gate_parameter(path) else [None]
 
 
-def execute(path: Path, workdir: Path, decision: str | None) -> nbformat.NotebookNode:
+def execute(path: Path, workdir: Path, decision: str | None,
+            answers: Mapping[str, str] | None = None) -> nbformat.NotebookNode:
     """Execute the lesson with ``workdir`` as its directory (its ledgers land there) and
     return the executed notebook; a cell error raises PapermillExecutionError. Lessons
-    set MESHFLOW_MOCK=1 themselves."""
+    set MESHFLOW_MOCK=1 themselves. ``answers`` replace answer cells (`with_answers`)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    source = with_answers(path, answers, workdir) if answers else path
     out = workdir / f"{path.stem}.{decision or 'run'}.ipynb"
     parameters = {DECISION_PARAMETER: decision} if decision else {}
     return papermill.execute_notebook(
-        str(path), str(out), parameters=parameters, cwd=str(workdir), kernel_name="python3",
+        str(source), str(out), parameters=parameters, cwd=str(workdir), kernel_name="python3",
         progress_bar=False, log_output=False, execution_timeout=300)
 
 
-def execute_all(jobs: list[tuple[Path, Path, str | None]]) -> list[nbformat.NotebookNode]:
-    """Execute several lessons at once: each in its own kernel, driven from threads."""
+def execute_all(jobs: list[tuple]) -> list[nbformat.NotebookNode]:
+    """Execute several lessons at once: each in its own kernel, driven from threads.
+    A job is the arguments of `execute`."""
     with ThreadPoolExecutor(max_workers=min(4, len(jobs) or 1)) as pool:
         return list(pool.map(lambda job: execute(*job), jobs))
+
+
+def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
+    """The lesson's answer cells, each under the first variable it assigns."""
+    cells = {}
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and ANSWER_TAG in cell.metadata.get("tags", []):
+            assigned = next(node.targets[0].id for node in ast.parse(cell.source).body
+                            if isinstance(node, ast.Assign))
+            cells[assigned] = cell
+    return cells
+
+
+def with_answers(path: Path, answers: Mapping[str, str], workdir: Path) -> Path:
+    """A copy of the lesson in ``workdir`` with ``answers`` (the source of an answer
+    cell, under the first variable it assigns) in place of its answer cells."""
+    notebook = nbformat.read(path, as_version=4)
+    cells = answer_cells(notebook)
+    unknown = sorted(set(answers) - set(cells))
+    assert not unknown, f"{path.name} has no answer cell for {unknown} (it has {sorted(cells)})"
+    for name, source in answers.items():
+        cells[name].source = source
+    copy = workdir / f"{path.stem}.answered.ipynb"
+    nbformat.write(notebook, copy)
+    return copy
 
 
 def is_checked(cell: nbformat.NotebookNode) -> bool:

@@ -12,12 +12,42 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lesson_runner import LESSONS, decisions_for, execute_all
+from lesson_runner import LESSONS, ROOT, decisions_for, execute_all
+from test_selfcheck import COUNTS, RIGHT_CHECKLIST, RIGHT_RISK
 
 CAPSTONE = "16_production_pipeline"
+CAPSTONE_PATH = ROOT / "lessons" / f"{CAPSTONE}.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 JOBS = [(lesson, decision) for lesson in LESSONS for decision in decisions_for(lesson)]
+
+
+def right_answers(decision: str) -> dict[str, str]:
+    """Lesson 16's answer cells as a learner who got everything right fills them in."""
+    nodes, loops = COUNTS[decision]
+    return {
+        "nodes_executed": f"nodes_executed = {nodes}\nloop_iterations = {loops}",
+        "final_output_field": 'final_output_field = "output"',
+        "violated_rule": 'violated_rule = "P001"',
+        "fixed_pipeline": "fixed_pipeline = ledger.attach(build_capstone_pipeline("
+                          "policy=POLICY, gate_timeout_s=gate_timeout_s))",
+        "checklist": f"checklist = {RIGHT_CHECKLIST!r}\nhighest_risk = {RIGHT_RISK!r}",
+    }
+
+
+WRONG_ANSWERS = {
+    "nodes_executed": "nodes_executed = 9\nloop_iterations = 1",  # the approve count
+    "final_output_field": 'final_output_field = ["output"]',
+    "violated_rule": "# the learner deleted the line",
+    "checklist": 'checklist = {c: [("x", "Low")] * 3 for c in ["agents", "secrets", "ledger", '
+                 '"hitl", "observability", "infrastructure"]}\nhighest_risk = "a a a a a a a a"',
+}
+"""Lesson 16's answer cells filled in wrong: a count from an approved run in a rejected
+one, a list for a name, a variable deleted, filler."""
+
+ANSWERED = {"right-approve": ("approve", right_answers("approve")),
+            "right-reject": ("reject", right_answers("reject")),
+            "wrong-reject": ("reject", WRONG_ANSWERS)}
 
 
 def test_the_capstone_lesson_exists() -> None:
@@ -26,12 +56,15 @@ def test_the_capstone_lesson_exists() -> None:
 
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str | None], dict]:
-    """Every lesson x decision, executed once, all at the same time (one kernel each)."""
+    """Every lesson x decision as written, and lesson 16 with its answer cells filled in
+    (keyed by the name in ANSWERED), executed once, all at the same time (one kernel each)."""
     base = tmp_path_factory.mktemp("lessons")
+    keys = [(lesson.stem, decision) for lesson, decision in JOBS] + \
+        [(CAPSTONE, name) for name in ANSWERED]
     jobs = [(lesson, base / f"{lesson.stem}-{decision}", decision) for lesson, decision in JOBS]
-    notebooks = execute_all(jobs)
-    return {(lesson.stem, decision): nb for (lesson, decision), nb in zip(JOBS, notebooks,
-                                                                          strict=True)}
+    jobs += [(CAPSTONE_PATH, base / f"{CAPSTONE}-{name}", decision, answers)
+             for name, (decision, answers) in ANSWERED.items()]
+    return dict(zip(keys, execute_all(jobs), strict=True))
 
 
 def outputs_text(notebook: nbformat.NotebookNode) -> str:
@@ -64,16 +97,51 @@ def test_capstone_gate_decision_reaches_publisher_and_ledger(executed: dict,
     assert f"': {status}" in text  # the run summary
 
 
+def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
+    """What each self-check cell answered, in order."""
+    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
+            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
+            for out in cell.get("outputs", [])]
+
+
 @pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_capstone_self_checks_answer_from_the_real_run(executed: dict, decision: str) -> None:
-    text = outputs_text(executed[(CAPSTONE, decision)])
+    notebook = executed[(CAPSTONE, decision)]
     # untouched answer cells give hints; the cells the lesson performs itself pass
-    assert "HINT: set nodes_executed and loop_iterations" in text
-    assert "HINT: set final_output_field" in text
-    assert "HINT: set violated_rule" in text
-    assert "PASS: seq 2 found edited; the fresh ledger verifies VALID" in text
-    assert "HINT: add items under ledger, hitl, observability, infrastructure" in text
-    assert "[P001 ungated-risky-node]" in text  # exercise 3's pre-flight rejection
+    assert verdicts(notebook) == [
+        "HINT: set nodes_executed (node executions in your run) and loop_iterations (trips "
+        "back from quality_gate to the writer) in the answer cell above",
+        "HINT: set final_output_field (the field of the final event that holds the published "
+        "content) in the answer cell above",
+        "HINT: set violated_rule (the rule id in the rejection report) and fixed_pipeline "
+        "(the pipeline built again, fixed) in the answer cell above",
+        "PASS: seq 2 found edited; the fresh ledger verifies VALID",
+        "HINT: add items under ledger, hitl, observability, infrastructure",
+    ]
+    assert "[P001 ungated-risky-node]" in outputs_text(notebook)  # exercise 3's rejection
+
+
+@pytest.mark.parametrize("name", ["right-approve", "right-reject"])
+def test_capstone_self_checks_pass_right_answers(executed: dict, name: str) -> None:
+    """Each exercise's run is the same whatever ran before it in the kernel: the counts
+    of the course text (9 and 1 approved) pass, after the lesson's own runs."""
+    answered = verdicts(executed[(CAPSTONE, name)])
+    assert len(answered) == 5 and all(v.startswith("PASS: ") for v in answered), answered
+    nodes, loops = COUNTS[ANSWERED[name][0]]
+    assert answered[0].startswith(f"PASS: {nodes} node executions and {loops} loop")
+    assert "1 loop iteration(s)" in answered[1]
+    if name == "right-reject":
+        assert "publisher never ran" in answered[0]
+        assert "in your run it is null" in answered[1]
+
+
+def test_capstone_self_checks_hint_at_wrong_answers(executed: dict) -> None:
+    answered = verdicts(executed[(CAPSTONE, "wrong-reject")])
+    assert [v.split(":")[0] for v in answered] == ["HINT", "HINT", "HINT", "PASS", "HINT"]
+    assert "rejected at the gate" in answered[0] and "7" not in answered[0]
+    assert "final_output_field should be one field name" in answered[1]
+    assert "violated_rule is not defined" in answered[2]
+    assert "is too short" in answered[4]
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
