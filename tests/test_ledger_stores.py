@@ -93,7 +93,8 @@ def test_a_failed_transaction_is_a_ledger_error_and_is_rolled_back(location):
 
 def test_an_append_the_database_refuses_is_a_ledger_error(location):
     ledger = ReplayLedger(location)
-    orphan = event_row(MeshEvent(None, 1, utc_now(), EventType.RUN_START))  # run_id NOT NULL
+    row = event_row(MeshEvent("orphan", 1, utc_now(), EventType.RUN_START))
+    orphan = {**row, "run_id": None}  # run_id is NOT NULL (event_row itself refuses None)
     error = failure(lambda: ledger.store.append([orphan]))
     assert str(error).startswith(f"cannot append 1 entry on the {title(location)} ledger")
     assert isinstance(error.__cause__, driver_error(location))

@@ -14,6 +14,11 @@ class LedgerBusyError(LedgerError):
     """Another process holds the DuckDB file: the message says who and what to do."""
 
 
+class LedgerValueError(LedgerError):
+    """An event holds a value no column of the ledger can store (a NaN cost, a token
+    count beyond BIGINT): it is refused when recorded, and nothing is queued for it."""
+
+
 class LedgerWriteError(LedgerError):
     """A batch could not be written; its events are kept and retried."""
 

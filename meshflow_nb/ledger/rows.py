@@ -14,11 +14,13 @@ JSON text back (and a row read from the table, which lacks it, is still a whole 
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ..events import EventType, MeshEvent
+from ..events import EventType, MeshEvent, short_text
 from .canonical import canonical_text, entry_hash
+from .errors import LedgerValueError
 from .schema import DECIMALS, GENESIS
 
 Row = dict[str, Any]
@@ -43,15 +45,34 @@ def decimal_text(value: float | None) -> str | None:
     return text[1:] if text == "-" + "0." + "0" * DECIMALS else text
 
 
+DECIMAL_LIMIT = 10.0 ** (18 - DECIMALS)
+"""DECIMAL(18, 9) keeps 9 digits before the point: a stored amount is smaller than this."""
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+SHOWN_CHARS = 60
+"""Characters of a refused value quoted in the error message."""
+
+
 def event_row(event: MeshEvent) -> Row:
-    """The stored columns of an event, before it has a ledger position and a hash."""
+    """The stored columns of an event, before it has a ledger position and a hash.
+
+    Raises `LedgerValueError` naming the field when a value fits no column (a NaN or
+    huge amount, a count beyond BIGINT, text with a NUL): the database would refuse
+    the whole batch holding it, and every later entry would queue behind that batch.
+    """
     row: Row = {
-        "run_id": event.run_id, "run_seq": event.seq, "ts": event.ts,
-        "event_type": event.type.value, "node_id": event.node_id, "role": event.role,
-        "output": to_json_text(event.output), "payload": to_json_text(event.payload),
-        "uncertainty": decimal_text(event.uncertainty), "cost_usd": decimal_text(event.cost_usd),
-        "tokens_in": event.tokens_in, "tokens_out": event.tokens_out,
-        "carbon_g": decimal_text(event.carbon_g),
+        "run_id": _text(event, "run_id", event.run_id, required=True),
+        "run_seq": _position(event),
+        "ts": _text(event, "ts", event.ts, required=True),
+        "event_type": _kind(event),
+        "node_id": _text(event, "node_id", event.node_id),
+        "role": _text(event, "role", event.role),
+        "output": _json(event, "output", event.output),
+        "payload": _json(event, "payload", event.payload),
+        "uncertainty": _decimal(event, "uncertainty", event.uncertainty),
+        "cost_usd": _decimal(event, "cost_usd", event.cost_usd),
+        "tokens_in": _bigint(event, "tokens_in", event.tokens_in),
+        "tokens_out": _bigint(event, "tokens_out", event.tokens_out),
+        "carbon_g": _decimal(event, "carbon_g", event.carbon_g),
     }
     fields = run_fields(event)
     if fields is not None:
@@ -60,14 +81,126 @@ def event_row(event: MeshEvent) -> Row:
 
 
 def run_fields(event: MeshEvent) -> dict[str, Any] | None:
-    """What the run's record takes from a run_start or run_complete event (else None)."""
-    payload = event.payload
+    """What the run's record takes from a run_start or run_complete event (else None):
+    text as it is, anything else as JSON text, so that every database stores it alike."""
+    payload = event.payload if isinstance(event.payload, Mapping) else {}
     if event.type is EventType.RUN_START:
-        return {"workflow": payload.get("workflow"), "task": payload.get("task"),
-                "policy": to_json_text(payload.get("policy"))}
+        return {name: _record_text(event, name, payload.get(name))
+                for name in ("workflow", "task", "policy")}
     if event.type is EventType.RUN_COMPLETE:
-        return {"status": payload.get("status")}
+        return {"status": _record_text(event, "status", payload.get("status"))}
     return None
+
+
+# --- what a column can hold ------------------------------------------------------------
+
+
+def _text(event: MeshEvent, name: str, value: Any, required: bool = False) -> str | None:
+    """A VARCHAR value: text, or None where the column takes NULL."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise _refused(event, name, value, "is not text" if value is not None
+                       else "is missing (every entry has one)")
+    return _storable(event, name, value, value)
+
+
+def _json(event: MeshEvent, name: str, value: Any) -> str | None:
+    """The JSON text of an output or payload, refused when it cannot be written."""
+    try:
+        text = to_json_text(value)
+    except Exception as err:  # mixed-type keys, a cycle, a __str__ that raises: all refusals
+        raise _refused(event, name, value, f"cannot be written as JSON ({err})") from err
+    return None if text is None else _storable(event, name, value, text)
+
+
+def _record_text(event: MeshEvent, name: str, value: Any) -> str | None:
+    """A run-record field as stored: text as it is, anything else as its JSON text."""
+    if isinstance(value, str):
+        return _storable(event, name, value, value)
+    return _json(event, name, value)
+
+
+def _storable(event: MeshEvent, name: str, value: Any, text: str) -> str:
+    """``text``, if every database can store it: PostgreSQL holds no NUL, and UTF-8
+    (which the hash needs too) no lone surrogate."""
+    if "\x00" not in text and (text.isascii() or _encodes(text)):
+        return text
+    raise _refused(event, name, value, "holds a NUL character or a lone surrogate, which "
+                   "no text column can hold")
+
+
+def _encodes(text: str) -> bool:
+    """Whether ``text`` has a UTF-8 form (a lone surrogate has none)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _decimal(event: MeshEvent, name: str, value: Any) -> str | None:
+    """A DECIMAL(18, 9) value as its fixed-point text: finite and below 1e9 in size."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise _refused(event, name, value, "is not a number") from None
+    if not -DECIMAL_LIMIT < number < DECIMAL_LIMIT:  # NaN fails both comparisons
+        raise _refused(event, name, value, "is not a finite amount below 1e9 in size "
+                       "(the column is DECIMAL(18, 9))")
+    return decimal_text(number)
+
+
+def _bigint(event: MeshEvent, name: str, value: Any) -> int | None:
+    """A BIGINT value: a whole number within 64 bits (a float without a fraction counts)."""
+    if value is None:
+        return None
+    if type(value) is not int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            try:
+                value = operator.index(value)
+            except TypeError:
+                raise _refused(event, name, value, "is not a whole number") from None
+    if not BIGINT_MIN <= value <= BIGINT_MAX:
+        raise _refused(event, name, value, "does not fit the column's 64 bits (BIGINT)")
+    return value
+
+
+def _position(event: MeshEvent) -> int:
+    """The event's number within its run (its ``seq``): a BIGINT from 1 up."""
+    seq = _bigint(event, "seq", event.seq)
+    if seq is None or seq < 1:
+        raise _refused(event, "seq", event.seq, "is not a position in a run (they count "
+                       "from 1)")
+    return seq
+
+
+def _kind(event: MeshEvent) -> str:
+    """The stored event_type: the value of an `EventType`."""
+    if not isinstance(event.type, EventType):
+        raise _refused(event, "type", event.type, "is not an EventType")
+    return event.type.value
+
+
+def _refused(event: MeshEvent, name: str, value: Any, why: str) -> LedgerValueError:
+    """The refusal of ``event``, naming the field and its value (cut short)."""
+    kind = getattr(event.type, "value", event.type)
+    which = short_text(f"the {kind} event #{event.seq} of run {event.run_id}", SHOWN_CHARS)
+    return LedgerValueError(f"cannot record {which}: {name} = {_shown(value)} {why}; "
+                            "nothing was queued for it")
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` on one line, cut to `SHOWN_CHARS`."""
+    try:
+        text = repr(value)
+    except Exception:  # a repr that raises still names the type
+        text = f"<{type(value).__name__}>"
+    return short_text(text, SHOWN_CHARS)
 
 
 def chain_rows(rows: Iterable[Row], next_seq: int, heads: dict[str, str]) -> list[Row]:
