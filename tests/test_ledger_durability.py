@@ -160,14 +160,38 @@ def start_writer(path: Path) -> subprocess.Popen:
     raise AssertionError("the writer process ended early")
 
 
-def test_a_second_process_gets_a_clear_message_not_a_lock_traceback(tmp_path, monkeypatch):
+HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])  # as a duckdb shell does: it never lets go
+    print("holding", flush=True)
+    time.sleep(30)
+""")
+
+
+def test_a_second_process_gets_a_clear_message_not_a_lock_traceback(tmp_path):
     path = tmp_path / "busy.duckdb"
-    proc = start_writer(path)
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)], stdout=subprocess.PIPE,
+                            text=True)
     try:
+        assert proc.stdout.readline().strip() == "holding"
         with pytest.raises(LedgerBusyError) as err:
             DuckDBStore(path, wait_s=0.3).ensure_schema()
         assert f"in use by process {proc.pid}" in str(err.value)
         assert "MESHFLOW_LEDGER_DB" in str(err.value)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_run_busy_in_an_agent_leaves_the_file_to_other_processes(tmp_path):
+    path = tmp_path / "shared.duckdb"
+    proc = start_writer(path)  # its run is in node b for 30 s, its entries committed
+    try:
+        ledger = ReplayLedger(path)
+        result = ledger.attach(build_capstone_pipeline(quality_scores=[0.9])).run("t")
+        assert result.ok and result.unrecorded == 0
+        assert ledger.events(result.run_id) == result.events
+        assert ledger.verify_chain().valid
     finally:
         proc.kill()
         proc.wait()
@@ -194,3 +218,4 @@ def test_a_write_hidden_after_a_select_still_refreshes_the_ledgers_positions(tmp
     wf.run("second")  # must continue from the ledger as it now is, not a stale cache
     low, high, count = seq_summary(ledger)
     assert (low, count) == (1, high)
+

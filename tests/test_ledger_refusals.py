@@ -12,8 +12,8 @@ import pytest
 
 from meshflow_nb import MeshflowError
 from meshflow_nb.events import EventType, MeshEvent, utc_now
-from meshflow_nb.ledger import LedgerError, ReplayLedger
-from meshflow_nb.ledger.errors import LedgerValueError
+from meshflow_nb.ledger import LedgerError, LedgerWriteError, ReplayLedger
+from meshflow_nb.ledger.errors import LedgerGapError, LedgerValueError
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 pytestmark = pytest.mark.usefixtures("mock_mode")
@@ -79,6 +79,39 @@ def test_after_a_refused_value_the_next_run_records_everything(location):
     assert len(result.events) == 23 and ledger.events(result.run_id) == result.events
     check = ledger.verify_chain()
     assert check.valid and check.entries_checked == 23, check.report()
+
+
+def test_a_run_with_a_refused_entry_stores_a_whole_chain_up_to_it(location):
+    ledger = ReplayLedger(location)
+    ledger.record(event("r", 1, EventType.RUN_START, payload={"workflow": "w", "task": "t"}))
+    ledger.record(event("r", 2, node_id="a"))
+    with pytest.raises(LedgerValueError):
+        ledger.record(event("r", 3, EventType.NODE_COMPLETE, node_id="a", cost_usd=float("nan")))
+    with pytest.raises(LedgerGapError, match="lost its entries from #3 on"):
+        ledger.record(event("r", 4, node_id="b"))  # it would leave a hole at #3
+    with pytest.raises(LedgerGapError):
+        ledger.record(event("r", 5, EventType.RUN_COMPLETE, payload={"status": "completed"}))
+    with pytest.raises(LedgerWriteError, match="cost_usd = nan"):
+        ledger.flush(run_id="r")
+    ledger.flush()  # a refusal tells its run; the ledger itself is fine
+    check = ledger.verify_chain()
+    assert check.valid and check.incomplete_runs == ["r"], check.report()
+    assert [e.seq for e in ledger.events("r")] == [1, 2]
+
+
+def test_an_event_recorded_twice_is_refused_the_second_time(location):
+    ledger = ReplayLedger(location)
+    start = event("r", 1, EventType.RUN_START, payload={"workflow": "w", "task": "t"})
+    ledger.record(start)
+    with pytest.raises(LedgerValueError, match="stored twice"):
+        ledger.record(start)
+    with pytest.raises(LedgerValueError, match="out of order"):
+        ledger.record(event("r", 3, node_id="a"))
+    ledger.record(event("r", 2, node_id="a"))  # the run goes on: nothing was lost
+    ledger.record(event("r", 3, EventType.RUN_COMPLETE, payload={"status": "completed"}))
+    ledger.flush(run_id="r")
+    assert ledger.verify_chain().valid
+    assert [e.seq for e in ledger.events("r")] == [1, 2, 3]
 
 
 def test_a_task_that_is_not_text_is_stored_as_json_in_the_run_record(location):

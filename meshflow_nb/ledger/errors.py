@@ -20,7 +20,13 @@ class LedgerValueError(LedgerError):
 
 
 class LedgerWriteError(LedgerError):
-    """A batch could not be written; its events are kept and retried."""
+    """Entries could not be committed: the writer gave up on them after bounded retries
+    (the message says why), or waiting for the commit timed out."""
+
+
+class LedgerGapError(LedgerWriteError):
+    """A run lost an entry earlier (refused, or given up by the writer), so its later
+    entries are refused too: what is stored of the run stays a whole chain."""
 
 
 class ImmutableLedgerError(LedgerError):

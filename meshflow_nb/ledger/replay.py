@@ -70,6 +70,9 @@ class ReplayLedger:
     def record(self, event: MeshEvent) -> None:
         """Append one event; raises a `LedgerError` when it cannot be accepted.
 
+        `LedgerValueError`: a value no column can store (nothing is queued);
+        `LedgerGapError`: the run lost an earlier entry, so this one would leave a hole;
+        `LedgerWriteError`: at a commit barrier, the entries could not be committed.
         A workflow this ledger is attached to records through here; a run under
         immutable audit has sealed the ledger (`seal`) before its first entry.
         """
@@ -94,10 +97,15 @@ class ReplayLedger:
         workflow.ledger = self
         return workflow
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Wait until every recorded event is committed."""
+    def flush(self, timeout: float | None = 30.0, run_id: str | None = None) -> None:
+        """Wait until every recorded event is committed, or given up by the writer.
+
+        Raises `LedgerWriteError` when ``run_id`` has lost entries (refused, or given up
+        after bounded retries), every time; without a run, when entries were given up
+        that nobody has been told of yet (once). It never waits on a writer that gave up.
+        """
         if self._writer is not None:
-            self._writer.flush(timeout)
+            self._writer.flush(timeout, run_id)
 
     # --- reading -----------------------------------------------------------------
 
@@ -177,6 +185,7 @@ class ReplayLedger:
         return data["run_id"]
 
     def close(self) -> None:
+        """Wait for what was recorded to be committed (raising as `flush` does)."""
         self.flush()
 
     def _no_run(self, run_id: str) -> LedgerError:

@@ -39,14 +39,27 @@ class PostgresStore(Store):
         super().__init__()
         self.location = uri
         try:
-            import psycopg
+            import psycopg  # noqa: F401
         except ImportError:
             raise LedgerError(f"{self.where} needs psycopg, which is not installed: "
                               "pip install 'meshflow-nb[postgres]'") from None
+        self._con = self._connect()
+
+    def _connect(self) -> Any:
+        """A new connection to the database, or a LedgerError saying why there is none."""
+        import psycopg
+
         try:
-            self._con = psycopg.connect(uri)
+            return psycopg.connect(self.location)
         except psycopg.Error as err:
             raise LedgerError(f"cannot connect to {self.where}: {reason(err)}") from err
+
+    def _connection(self) -> Any:
+        """The connection, made again if the server dropped it (a restart, a failover):
+        one lost connection must not fail every later write of the process."""
+        if self._con.closed or self._con.broken:
+            self._con = self._connect()
+        return self._con
 
     def _driver_errors(self) -> tuple[type[Exception], ...]:
         import psycopg
@@ -62,8 +75,10 @@ class PostgresStore(Store):
     @contextmanager
     def _begin(self, changes: bool = True) -> Iterator[Any]:
         """A transaction on the one connection (positions are always read in it)."""
-        with self._lock, self._con.transaction(), self._con.cursor() as cur:
-            yield _QmarkCursor(cur)
+        with self._lock:
+            con = self._connection()
+            with con.transaction(), con.cursor() as cur:
+                yield _QmarkCursor(cur)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self.transaction(running(sql)) as cur:
