@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -219,3 +220,48 @@ def test_a_write_hidden_after_a_select_still_refreshes_the_ledgers_positions(tmp
     low, high, count = seq_summary(ledger)
     assert (low, count) == (1, high)
 
+
+CONTENDER = textwrap.dedent("""
+    import json, sys
+    from meshflow_nb.ledger import ReplayLedger
+    from meshflow_nb.pipelines import build_capstone_pipeline
+
+    ledger = ReplayLedger(sys.argv[1])
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85]))
+    print("ready", flush=True)
+    sys.stdin.readline()  # every process starts its runs at once
+    for i in range(int(sys.argv[2])):
+        result = workflow.run(f"task {i}")
+        print(json.dumps([len(result.events), result.unrecorded, result.recording_error]),
+              flush=True)
+""")
+
+
+def test_processes_writing_one_file_at_once_lose_no_entry(tmp_path):
+    """Four processes, ten capstone runs each, all at once on one DuckDB file: they take
+    turns, so nobody waits a whole second (the wait set here) and every entry is stored.
+    Holding the file through a process's whole series of runs made the others give up."""
+    path, processes, runs = tmp_path / "contended.duckdb", 4, 10
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MESHFLOW_LEDGER_WAIT_S": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, str(path), str(runs)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(processes)]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * processes
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [p.returncode for p in procs] == [0] * processes
+    results = [json.loads(line) for out in outputs for line in out.splitlines()]
+    assert len(results) == processes * runs
+    assert [r for r in results if r[1]] == []  # nothing refused or lost, with the reason
+    ledger = ReplayLedger(path)
+    check = ledger.verify_chain()
+    assert check.valid, check.report()
+    assert (check.runs_checked, check.incomplete_runs) == (processes * runs, [])
+    total = processes * runs * 23
+    assert seq_summary(ledger) == (1, total, total)

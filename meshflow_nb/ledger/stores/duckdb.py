@@ -6,6 +6,15 @@ them for every batch; anything that may have changed the table behind it (an app
 that failed, SQL other than a SELECT, an import, closing the file) makes it read them
 again. The driver is imported when the file is first opened, so that loading the ledger
 package costs nothing until a ledger is used.
+
+Processes share a file by taking turns. The file is open while this process uses it and
+for ``IDLE_CLOSE_S`` after. A process that finds it busy says it is waiting, through a
+shared lock on ``<file>.waiters``, and tries again whenever the file changes hands (the
+process letting go of it touches that file) or every ``RETRY_S``; it gives up with
+`LedgerBusyError` once the file has not changed hands for ``wait_s``. A holder that
+finishes using the file while another process waits, and has had it for ``TURN_S``,
+closes it at once and stays away for ``YIELD_S``: a process writing run after run cannot
+starve the others.
 """
 
 from __future__ import annotations
@@ -15,11 +24,16 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # no flock (Windows): processes still take turns, just less fairly
+    fcntl = None
 
 from ...events import EventType
 from ..errors import LedgerBusyError, LedgerError
@@ -46,6 +60,16 @@ class DuckDBStore(Store):
     title = "DuckDB"
     IDLE_CLOSE_S = 0.25
     """How long the file stays open after its last use (reopening costs ~10-30 ms)."""
+    POLL_S = 0.01
+    """How often a waiting process looks whether the file changed hands (a stat call)."""
+    RETRY_S = 0.25
+    """How often it tries the file regardless (a holder that says nothing: a duckdb shell)."""
+    TURN_S = 0.1
+    """How long a process keeps the file, while others wait, before handing it over."""
+    YIELD_S = 0.05
+    """How long a process that handed the file over stays away, so the waiter gets in."""
+    TURNS_WAIT = 10
+    """Waiting through other processes' turns ends after this many times ``wait_s``."""
     HEADS_LIMIT = 10_000
     """Remembered run heads beyond this are dropped (and read from the table if needed)."""
 
@@ -58,6 +82,9 @@ class DuckDBStore(Store):
         self._leases = 0
         self._idle_since = 0.0
         self._closer: threading.Timer | None = None
+        self._waiters = Waiters(self.location)
+        self._opened_at = 0.0
+        self._yielded_at = float("-inf")
         self._appender: Any = None
         self._next_seq: int | None = None  # None: read positions from the table
         self._known_heads: dict[str, str] = {}
@@ -197,31 +224,64 @@ class DuckDBStore(Store):
             cur.execute("COMMIT")
 
     def _open(self) -> None:
-        """Connect, waiting up to ``wait_s`` while another process holds the file."""
+        """Connect, waiting while another process holds the file (see the module)."""
         if self._con is not None:
             return
+        self._forget()  # another process may have written while the file was closed
+        handed_over = self._yielded_at + self.YIELD_S - time.monotonic()
+        if handed_over > 0:  # the file went to a waiting process: let it get in first
+            time.sleep(handed_over)
+        con = self._connect()
+        if con is None:
+            with self._waiters.waiting() as turns:
+                con = self._connect_when_free(turns)
+        self._con, self._opened_at = con, time.monotonic()
+
+    def _connect_when_free(self, turns: Turns) -> Any:
+        """Try the file each time it changes hands, and every ``RETRY_S``, until it has
+        not changed hands for ``wait_s`` (or ``TURNS_WAIT`` times that has passed)."""
+        now = tried = time.monotonic()
+        deadline, last = now + self._wait_s, now + self._wait_s * self.TURNS_WAIT
+        mark = turns.mark()
+        while True:
+            time.sleep(self.POLL_S)
+            now = time.monotonic()
+            moved = turns.mark() != mark
+            if moved:
+                deadline = min(now + self._wait_s, last)
+            elif now - tried < self.RETRY_S and now < deadline:
+                continue
+            mark, tried = turns.mark(), now
+            con = self._connect(busy_error=now >= deadline)
+            if con is not None:
+                return con
+
+    def _connect(self, busy_error: bool = False) -> Any:
+        """A connection, or None while another process holds the file (`LedgerBusyError`
+        instead when ``busy_error``); any other failure is a `LedgerError`."""
         import duckdb
 
-        self._forget()  # another process may have written while the file was closed
-        deadline = time.monotonic() + self._wait_s
-        while True:
-            try:
-                self._con = duckdb.connect(self.location)
-                return
-            except duckdb.Error as err:
-                if not _LOCKED.search(str(err)):
-                    raise LedgerError(f"cannot open {self.where}: {reason(err)} "
-                                      f"({OPEN_HINT})") from err
-                if time.monotonic() >= deadline:
-                    raise LedgerBusyError(_busy_message(self.location, str(err),
-                                                        self._wait_s)) from err
-                time.sleep(0.1)
+        try:
+            return duckdb.connect(self.location)
+        except duckdb.Error as err:
+            if not _LOCKED.search(str(err)):
+                raise LedgerError(f"cannot open {self.where}: {reason(err)} "
+                                  f"({OPEN_HINT})") from err
+            if busy_error:
+                raise LedgerBusyError(_busy_message(self.location, str(err),
+                                                    self._wait_s)) from err
+            return None
 
     def _close_if_idle(self) -> None:
-        """Close after ``IDLE_CLOSE_S`` without a lease (a timer thread does it)."""
+        """Close after ``IDLE_CLOSE_S`` without a lease (a timer thread does it), or at
+        once when another process is waiting for the file."""
         if self._leases or self._con is None:
             return
         self._idle_since = time.monotonic()
+        if self._idle_since - self._opened_at >= self.TURN_S and self._waiters.present():
+            self._close()
+            self._yielded_at = self._idle_since
+            return
         if self._closer is None:
             self._schedule_close(self.IDLE_CLOSE_S)
 
@@ -250,6 +310,76 @@ class DuckDBStore(Store):
             con, self._con = self._con, None
             self._forget()
             con.close()
+            self._waiters.handed_over()
+
+
+class Waiters:
+    """The processes waiting for a DuckDB file, seen through ``<file>.waiters``: each
+    waiter holds a shared lock on it, the holder asks for the lock exclusively without
+    blocking, and a process letting go of the file touches it. Best effort: without
+    flock, or in a folder we cannot write, processes still take turns, less promptly."""
+
+    def __init__(self, database: str) -> None:
+        self.path = database + ".waiters"
+
+    @contextmanager
+    def waiting(self) -> Iterator[Turns]:
+        """Be seen as waiting for the file while inside; yields what tells its turns."""
+        fd = self._lock_file(create=True)
+        try:
+            if fd is not None:
+                with suppress(OSError):
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+            yield Turns(fd)
+        finally:
+            if fd is not None:
+                os.close(fd)  # which lets go of the lock
+
+    def present(self) -> bool:
+        """Whether another process is waiting for the file right now."""
+        fd = self._lock_file(create=False)
+        if fd is None:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        return False
+
+    def handed_over(self) -> None:
+        """Tell the waiters the file was let go of (a no-op when nobody ever waited)."""
+        now = time.time_ns()
+        with suppress(OSError):
+            os.utime(self.path, ns=(now, now))
+
+    def _lock_file(self, create: bool) -> int | None:
+        """A descriptor of the lock file, or None (none yet, or no locks here)."""
+        if fcntl is None:
+            return None
+        try:
+            return os.open(self.path, os.O_RDONLY | (os.O_CREAT if create else 0), 0o666)
+        except OSError:
+            return None
+
+
+class Turns:
+    """What a waiting process watches: the lock file's modification time."""
+
+    def __init__(self, fd: int | None) -> None:
+        self.fd = fd
+
+    def mark(self) -> int | None:
+        """Changes each time the file changes hands (None without a lock file)."""
+        if self.fd is None:
+            return None
+        try:
+            return os.fstat(self.fd).st_mtime_ns
+        except OSError:
+            return None
 
 
 def arrow_schema() -> Any:
