@@ -182,3 +182,25 @@ def test_a_flush_after_the_writer_gave_up_in_the_background_raises_at_once(tmp_p
     assert not ledger.writer._pending  # given up, with nobody waiting
     took, err = timed(ledger.flush)
     assert err is not None and took < AT_ONCE_S and "Is a directory" in str(err)
+
+
+def test_after_one_runs_refused_write_a_passing_failure_is_still_retried(tmp_path,
+                                                                          monkeypatch):
+    ledger = ReplayLedger(tmp_path / "ledger.duckdb")
+    ledger.store.append([event_row(start("taken"))])
+    ledger.record(start("taken"))
+    ledger.record(start("fine"))
+    with pytest.raises(LedgerWriteError):
+        ledger.flush()  # run taken was given up, run fine committed: the store works
+    real_append, failures = type(ledger.store).append, []
+
+    def append_failing_once(store, batch):
+        if not failures:
+            failures.append(len(batch))
+            raise OSError("a passing failure (simulated)")
+        return real_append(store, batch)
+
+    monkeypatch.setattr(type(ledger.store), "append", append_failing_once)
+    result = capstone(ledger)
+    assert failures and result.unrecorded == 0
+    assert ledger.events(result.run_id) == result.events

@@ -317,6 +317,7 @@ class LedgerWriter:
                 done = {ticket for ticket, _, _ in committed}
                 if failed:
                     done |= self._give_up(failed, reason, error)
+                    self._failing = not committed  # else the store works: one run's trouble
                 self._pending = [p for p in self._pending if p[0] not in done]
             self._busy = False
             self._cond.notify_all()
@@ -325,7 +326,6 @@ class LedgerWriter:
                  ) -> set[int]:
         """Mark the runs of ``entries`` as lost; the tickets to drop from the queue."""
         log.error("ledger entries given up: %s", reason)
-        self._failing = True
         for _, row, _ in entries:
             run = row["run_id"]
             if run not in self._lost:
