@@ -48,6 +48,7 @@ class Count(Expect):
     kind = "a whole number, such as 3"
 
     def clean(self, value: Any, where: str) -> int:
+        """The count as an int; text that holds a number is told to lose its quotes."""
         if isinstance(value, str) and value.strip().isdigit():
             raise Unfit(f"{where} should be {self.kind}, not the text {value!r}: "
                         "drop the quotes")
@@ -69,9 +70,11 @@ class Text(Expect):
         self.min_words, self.min_distinct, self.max_words = min_words, min_distinct, max_words
 
     def unset(self, value: Any) -> bool:
+        """None or blank text: an empty answer cell, not a wrong answer."""
         return value is None or (isinstance(value, str) and not value.strip())
 
     def clean(self, value: Any, where: str) -> str:
+        """The text, stripped, once it is text that says something in few enough words."""
         if not isinstance(value, str):
             raise self.refuse(value, where)
         reason = filler_reason(value, min_words=self.min_words, min_distinct=self.min_distinct)
@@ -92,6 +95,7 @@ class OneOf(Expect):
         super().__init__(what, kind=f"one of {', '.join(rest)} or {last}")
 
     def clean(self, value: Any, where: str) -> str:
+        """The choice as ``choices`` writes it, whatever case the learner typed."""
         chosen = value.strip().lower() if isinstance(value, str) else None
         for choice in self.choices:
             if choice.lower() == chosen:
@@ -108,6 +112,7 @@ class Pair(Expect):
         self.parts, self.names = (first, second), names
 
     def clean(self, value: Any, where: str) -> tuple[Any, Any]:
+        """Both parts cleaned; a HINT names the part that will not do."""
         if not isinstance(value, (tuple, list)) or len(value) != 2:
             raise self.refuse(value, where)
         return tuple(part.clean(item, f"the {name} of {where}")
@@ -123,6 +128,7 @@ class ListOf(Expect):
         self.item, self.min_len, self.unique_by = item, min_len, unique_by
 
     def clean(self, value: Any, where: str) -> list[Any]:
+        """Every item cleaned (a HINT names its position), and none said twice."""
         if not isinstance(value, (list, tuple)):
             raise self.refuse(value, where)
         if len(value) < self.min_len:
@@ -147,6 +153,7 @@ class MappingOf(Expect):
         self.value, self.required, self.missing = value, tuple(required), missing
 
     def clean(self, value: Any, where: str) -> dict[str, Any]:
+        """Every value cleaned, once each required key holds something."""
         if not isinstance(value, Mapping):
             raise self.refuse(value, where)
         odd = next((key for key in value if not isinstance(key, str)), None)
@@ -166,6 +173,7 @@ class Instance(Expect):
         self.types = types
 
     def clean(self, value: Any, where: str) -> Any:
+        """The object itself, when it is one of ``types``."""
         if not isinstance(value, self.types):
             raise self.refuse(value, where)
         return value

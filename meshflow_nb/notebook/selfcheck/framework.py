@@ -54,6 +54,7 @@ def self_check(*, given: Mapping[str, Expect] | None = None,
     """Declare a check: what lesson cells give it, which answer variables it reads, and
     what kind of value each must be; the decorated function judges them, cleaned."""
     def declare(judge: Judge) -> Check:
+        """The judge, wrapped so that every call answers a Verdict."""
         return Check(judge, given or {}, answers or {})
     return declare
 
