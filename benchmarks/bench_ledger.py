@@ -40,7 +40,7 @@ from timing import stats, target
 import meshflow_nb.ledger.verify as verify_pass
 from meshflow_nb.events import EventType, MeshEvent
 from meshflow_nb.ledger import Durability, ReplayLedger
-from meshflow_nb.ledger.canonical import CANONICAL_SQL
+from meshflow_nb.ledger.canonical import CURRENT_RECIPE
 from meshflow_nb.ledger.forensics import run_record_problems
 from meshflow_nb.ledger.replay import _stores
 from meshflow_nb.ledger.rows import RUN_FIELDS, Row, chain_rows, event_row
@@ -55,8 +55,9 @@ PACKAGES = ("meshflow-nb", "duckdb", "pyarrow", "numpy", "psycopg")
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
-GENERATOR_VERSION = 1
-"""Bump when the generated rows change, so a stale cached ledger is rebuilt."""
+GENERATOR_VERSION = 2
+"""Bump when the generated rows change, so a stale cached ledger is rebuilt (2: hash
+recipe 2, and the ledger carries its recipe marker)."""
 
 RUNS, EVENTS_PER_RUN, CONCURRENT = 40_000, 25, 8
 """1,000,000 entries: runs of 25 events, eight at a time interleaved like concurrent runs."""
@@ -192,7 +193,7 @@ def write_ledger(path: Path, rows: list[Row]) -> None:
     select = ", ".join(f"CAST({n} AS DECIMAL(18, 9)) AS {n}" if k.startswith("DECIMAL")
                        else n for n, k in ENTRY_COLUMNS)
     with duckdb.connect(str(path)) as con:
-        for statement in create_statements():
+        for statement in create_statements(CURRENT_RECIPE.number):
             con.execute(statement)
         con.register("bench_entries", entries)
         con.register("bench_runs", runs)
@@ -229,7 +230,7 @@ def check_generator(workdir: Path) -> None:
         writer(event)
     writer.close()
     store.close()
-    for table in ("ledger_entries", "ledger_runs"):
+    for table in ("ledger_entries", "ledger_runs", "ledger_meta"):
         if _dump(bulk, table) != _dump(real, table):
             raise AssertionError(f"the bulk generator's {table} differ from the writer's")
     result = ReplayLedger(bulk).verify_chain()
@@ -349,12 +350,12 @@ def measure_passes(path: Path) -> dict[str, Any]:
 
 def _scan(store: DuckDBStore) -> Any:
     with store.reader() as cursor:
-        return verify_pass._ArrowScan().run(store, cursor, "", [])
+        return verify_pass._ArrowScan(CURRENT_RECIPE).run(store, cursor, "", [])
 
 
 def _fetch_canonical(store: DuckDBStore) -> int:
     with store.reader() as cursor:
-        reader = cursor.sql(f"SELECT {CANONICAL_SQL} FROM ledger_entries"
+        reader = cursor.sql(f"SELECT {CURRENT_RECIPE.quick_sql} FROM ledger_entries"
                             ).to_arrow_reader(verify_pass.BATCH_ROWS)
         return sum(len(batch) for batch in reader)
 

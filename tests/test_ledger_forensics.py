@@ -22,7 +22,8 @@ import psycopg
 import pytest
 
 from meshflow_nb import AgentResult, WorkflowDefinition
-from meshflow_nb.ledger import GENESIS, Anchor, ReplayLedger, save_anchors
+from meshflow_nb.events import EventType, MeshEvent
+from meshflow_nb.ledger import GENESIS, Anchor, LedgerError, ReplayLedger, save_anchors
 from meshflow_nb.ledger.canonical import canonical_text, entry_hash
 from meshflow_nb.ledger.forensics import Damage
 from meshflow_nb.ledger.schema import ENTRY_COLUMNS
@@ -438,6 +439,61 @@ def test_combined_damage_is_each_named(location):
                             ("run_removed", None, runs[2])]
 
 
+# --- the canonical text: NULL, \N and the separator -------------------------------
+
+
+def test_12_null_rewritten_as_backslash_n_is_edited_and_unreadable(location):
+    r"""Recipe 2 writes the text \N as \\N, so a NULL changed into it no longer hashes
+    the same; reading the run back names the row instead of failing on its JSON."""
+    ledger, db, (run,) = capstone(location)
+    nulls = [r["seq"] for r in db.entries() if r["output"] is None]
+    db.sql("UPDATE ledger_entries SET output = '\\N' WHERE output IS NULL")
+    check = ledger.verify_chain()
+    assert found(check) == [("edited", seq, run) for seq in nulls]
+    with pytest.raises(LedgerError) as err:
+        ledger.events(run)
+    assert str(err.value).startswith(f"cannot read back the entry at seq {nulls[0]} of run "
+                                     f"{run} from the ")
+    assert "its output '\\N' is not the JSON text the ledger writes" in str(err.value)
+    assert not isinstance(err.value.__cause__, LedgerError)  # the JSON error, kept as cause
+
+
+def test_12b_a_separator_moved_across_a_field_boundary_is_edited(location):
+    """node_id 'a<US>b' with role 'c' and node_id 'a' with role 'b<US>c' were one text."""
+    ledger = ReplayLedger(location)
+    for seq, kind in ((1, EventType.RUN_START), (2, EventType.NODE_START)):
+        ledger.record(MeshEvent("r-sep", seq, "2026-01-01T00:00:00.000000+00:00", kind,
+                                node_id="a\x1fb" if seq == 2 else None,
+                                role="c" if seq == 2 else None, payload={}))
+    ledger.flush()
+    assert ledger.verify_chain().valid
+    Db(ledger).sql("UPDATE ledger_entries SET node_id = 'a', role = 'b' || chr(31) || 'c' "
+                   "WHERE seq = 2")
+    assert found(ledger.verify_chain()) == [("edited", 2, "r-sep")]
+
+
+# --- the recipe marker --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE ledger_meta SET value = '1'",
+    "DELETE FROM ledger_meta",
+    "DROP TABLE ledger_meta",
+    "UPDATE ledger_meta SET value = 'seven'",
+], ids=["recipe-1", "deleted", "dropped", "unknown"])
+def test_13_a_changed_recipe_marker_is_named_once(location, statement):
+    """A marker naming another recipe would fail every entry (no recipe 2 text is a
+    recipe 1 text): the verifier names the marker once and checks with the entries'."""
+    ledger, db, (run,) = capstone(location)
+    db.sql(statement)
+    check = ledger.verify_chain()
+    assert found(check) == [("recipe_changed", None, None)]
+    assert str(check.problems[0]).startswith("ledger: recipe_changed: the ledger")
+    db.sql("UPDATE ledger_entries SET output = '\"x\"' WHERE seq = 3")
+    assert found(ledger.verify_chain()) == [("edited", 3, run), ("recipe_changed", None, None)]
+    assert_one_sentence(check)
+
+
 # --- zero false positives -------------------------------------------------------
 
 AWKWARD: dict[str, Any] = {
@@ -536,7 +592,6 @@ def test_concurrent_runs_damage_is_still_located(location):
 
 def test_concurrent_first_events_share_one_writer(tmp_path, monkeypatch):
     """One writer per ledger, however many runs start at once (the writer's promise)."""
-    from meshflow_nb.events import EventType, MeshEvent
     from meshflow_nb.ledger import writer as writer_module
 
     made: list[object] = []

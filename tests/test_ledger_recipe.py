@@ -13,13 +13,14 @@ import pytest
 from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.pipelines import build_capstone_pipeline
 
-DOC = (Path(__file__).resolve().parents[1] / "docs" / "ledger.md").read_text(encoding="utf-8")
+DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def recipe(name: str) -> str:
+def recipe(name: str, page: str = "ledger.md") -> str:
     """The code block that follows ``<!-- recipe: name -->`` in the doc."""
-    match = re.search(rf"<!-- recipe: {name} -->\n```\w+\n(.*?)```", DOC, re.S)
-    assert match, f"docs/ledger.md has no '{name}' recipe"
+    text = (DOCS / page).read_text(encoding="utf-8")
+    match = re.search(rf"<!-- recipe: {name} -->\n```\w+\n(.*?)```", text, re.S)
+    assert match, f"docs/{page} has no '{name}' recipe"
     return match.group(1)
 
 
@@ -58,3 +59,8 @@ def test_the_first_entry_of_each_run_links_to_the_genesis_value(ledger_path):
     with duckdb.connect(str(ledger_path)) as con:
         starts = con.execute("SELECT prev_hash FROM ledger_entries WHERE run_seq = 1").fetchall()
     assert starts == [("0" * 64,), ("0" * 64,)]
+
+
+def test_the_recipe_marker_query_reads_recipe_2(ledger_path):
+    with duckdb.connect(str(ledger_path)) as con:
+        assert con.execute(recipe("marker")).fetchall() == [("2",)]

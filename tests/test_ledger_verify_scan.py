@@ -100,6 +100,9 @@ DAMAGE = {
                        "(SELECT run_id FROM ledger_entries WHERE seq = 1)"],
     "extra_record": ["INSERT INTO ledger_runs (run_id, status, entry_count) "
                      "VALUES ('ghost', 'completed', 23)"],
+    "payload_not_json": ["UPDATE ledger_entries SET payload = 'not json' WHERE seq = 1"],
+    "meta_dropped": ["DROP TABLE ledger_meta"],
+    "meta_recipe_1": ["UPDATE ledger_meta SET value = '1'"],
 }
 
 

@@ -16,6 +16,11 @@ How a damaged run is read:
    from), and a link to a hash that no entry has means the entry before was changed and
    re-hashed.
 3. The end of the run is compared with its record in ``ledger_runs``.
+
+Beside damaged runs: each run's record is compared with its entries
+(`run_record_problems`), holes in the ledger's ``seq`` are explained (`ledger_gaps`), the
+recipe marker is tried on the first entries (`recipe_check`), and anchors are compared
+(`against_anchor`).
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from .anchor import Anchor
-from .canonical import HASHED_COLUMNS, position_hasher
-from .schema import GENESIS
+from .canonical import CURRENT_RECIPE, HASHED_COLUMNS, RECIPES, Recipe, marked_recipe
+from .errors import LedgerError
+from .schema import GENESIS, read_marker
 from .stores import Store
 
 END_EVENT = "run_complete"
@@ -43,11 +49,11 @@ class Damage:
     """Kinds of damage the verifier names.
 
     Seen from the table alone: ``edited``, ``edited_and_rehashed``, ``deleted``,
-    ``inserted``, ``reordered``, ``renumbered``, and ``run_removed`` / ``truncated``
-    when they leave a hole in the ledger's ``seq`` or disagree with the run's record.
-    Seen only against an anchor: ``rewritten`` (a chain recomputed to be consistent
-    with itself), and ``truncated`` / ``run_removed`` at the very end of the ledger
-    with the run's record adjusted to match.
+    ``inserted``, ``reordered``, ``renumbered``, ``recipe_changed``, and
+    ``run_removed`` / ``truncated`` when they leave a hole in the ledger's ``seq`` or
+    disagree with the run's record. Seen only against an anchor: ``rewritten`` (a chain
+    recomputed to be consistent with itself), and ``truncated`` / ``run_removed`` at
+    the very end of the ledger with the run's record adjusted to match.
     """
 
     EDITED = "edited"
@@ -59,6 +65,7 @@ class Damage:
     TRUNCATED = "truncated"
     REWRITTEN = "rewritten"
     RUN_REMOVED = "run_removed"
+    RECIPE_CHANGED = "recipe_changed"
 
 
 @dataclass(frozen=True)
@@ -76,7 +83,8 @@ class Finding:
     missing: tuple[int, ...] = field(default=(), compare=False, repr=False)
 
     def __str__(self) -> str:
-        where = f"seq {self.seq}" if self.seq is not None else f"run {self.run_id}"
+        where = (f"seq {self.seq}" if self.seq is not None
+                 else f"run {self.run_id}" if self.run_id is not None else "ledger")
         return f"{where}: {self.kind}: {self.message}"
 
 
@@ -93,6 +101,7 @@ class _Entry:
     seq: int
     run_seq: int
     ok: bool
+    recipe: Recipe
     oseq: int = 0
     orun: int = 0
     edited: bool = False
@@ -123,13 +132,15 @@ class _Entry:
         if seq < 1 or run_seq < 1:
             return False
         if self._hash_at is None:
-            self._hash_at = position_hasher(self.values)
+            self._hash_at = self.recipe.position_hasher(self.values)
         return self._hash_at(seq, run_seq) == self.hash
 
 
-def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[Finding]:
-    """Describe every problem of one run whose hashes or links failed verification."""
-    entries = _fetch(store, "run_id = ?", [run_id], bad_hashes)
+def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str],
+                 recipe: Recipe = CURRENT_RECIPE) -> list[Finding]:
+    """Describe every problem of one run whose hashes or links failed verification
+    (``recipe``: the one the ledger's entries are hashed with)."""
+    entries = _fetch(store, "run_id = ?", [run_id], bad_hashes, recipe)
     elsewhere = [s for s, run in bad_hashes.items() if run != run_id] \
         if len(bad_hashes) <= 4 * PARTNER_LIMIT else []
     _find_positions(entries, elsewhere)
@@ -148,7 +159,9 @@ def classify_run(store: Store, run_id: str, bad_hashes: dict[int, str]) -> list[
     return problems
 
 
-def _fetch(store: Store, where: str, params: list, bad_hashes: dict[int, str]) -> list[_Entry]:
+def _fetch(store: Store, where: str, params: list, bad_hashes: dict[int, str],
+           recipe: Recipe) -> list[_Entry]:
+    """The entries ``where`` selects, as text, in run order, each knowing if its hash held."""
     # text aliases get names of their own: PostgreSQL would sort by "seq" the text
     columns = ", ".join(f"CAST(e.{c} AS VARCHAR) AS text_{c}" for c in _FIELDS)
     rows = store.rows(f"SELECT {columns} FROM ledger_entries AS e WHERE {where} "
@@ -157,7 +170,8 @@ def _fetch(store: Store, where: str, params: list, bad_hashes: dict[int, str]) -
     for row in rows:
         values = dict(zip(_FIELDS, row, strict=True))
         seq, run_seq = int(values["seq"] or 0), int(values["run_seq"] or 0)
-        entries.append(_Entry(values, seq, run_seq, seq not in bad_hashes, seq, run_seq))
+        entries.append(_Entry(values, seq, run_seq, seq not in bad_hashes, recipe, seq,
+                              run_seq))
     return entries
 
 
@@ -234,7 +248,7 @@ def _partners(store: Store, entry: _Entry, entries: list[_Entry],
     found = [e for e in entries if e is not entry and e.moved
              and (e.seq == entry.oseq != entry.seq or e.run_seq == entry.orun != entry.run_seq)]
     if not found and entry.orun == entry.run_seq and entry.oseq in bad_hashes:
-        found = [e for e in _fetch(store, "seq = ?", [entry.oseq], bad_hashes)
+        found = [e for e in _fetch(store, "seq = ?", [entry.oseq], bad_hashes, entry.recipe)
                  if e.values["run_id"] != entry.values["run_id"]]
         _find_positions(found, [entry.seq])
     return found
@@ -676,3 +690,55 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
         change = (f"no longer has the anchored hash at position {anchor.length}: an entry "
                   "was changed and every hash after it recomputed")
     return [Finding(None, run, Damage.REWRITTEN, f"run {run} {change}")]
+
+
+# --- the recipe marker ------------------------------------------------------------
+
+RECIPE_SAMPLE = 8
+"""Entries (the first in scope) tried under every recipe to see which one they use."""
+
+
+def recipe_check(store: Store, where: str, params: list) -> tuple[Recipe, list[Finding]]:
+    """The recipe to check the entries with, and a finding if the marker does not name it.
+
+    The marker in ``ledger_meta`` says which recipe the ledger is written in; the first
+    entries are tried under every recipe, so that a changed or removed marker is named
+    once instead of failing every entry (each recipe's texts differ from the others').
+    """
+    marker = _stored_marker(store)
+    marked = marked_recipe(marker)
+    sample = [dict(zip(_FIELDS, row, strict=True)) for row in store.rows(
+        f"SELECT {', '.join(f'CAST({c} AS VARCHAR)' for c in _FIELDS)} FROM ledger_entries "
+        f"{where} ORDER BY seq LIMIT {RECIPE_SAMPLE}", params)]
+    scores = {r: sum(r.verifies(row) for row in sample) for r in RECIPES.values()}
+    best = max(scores, key=lambda r: (scores[r], r is marked))
+    found = best if scores[best] else None
+    if marked is not None and found in (None, marked):
+        return marked, []
+    return found or marked or CURRENT_RECIPE, [_recipe_finding(marker, found)]
+
+
+def _stored_marker(store: Store) -> str | None:
+    """The ledger's recipe marker as stored; None when it (or its table) is gone."""
+    try:
+        with store.transaction("read the recipe marker", changes=False) as cur:
+            return read_marker(cur)
+    except LedgerError:
+        return None
+
+
+def _recipe_finding(marker: str | None, found: Recipe | None) -> Finding:
+    """The marker (or its absence) against the recipe the entries turned out to use."""
+    used = found or CURRENT_RECIPE
+    if marker is None:
+        said = ("the ledger has no recipe marker in ledger_meta, which makes it a recipe 1 "
+                f"ledger, but its entries are hashed with recipe {used.number}: the marker was "
+                "removed")
+    elif marked_recipe(marker) is None:
+        said = (f"the ledger's recipe marker in ledger_meta says {marker!r}, which names no "
+                "recipe: the marker was changed")
+    else:
+        said = (f"the ledger's recipe marker in ledger_meta says {marker!r}, but its entries "
+                f"are hashed with recipe {used.number}: the marker was changed")
+    return Finding(None, None, Damage.RECIPE_CHANGED,
+                   f"{said}, and the entries were checked with recipe {used.number}")

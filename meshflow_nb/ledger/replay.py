@@ -19,12 +19,13 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from ..events import MeshEvent
+from ..events import MeshEvent, short_text
 from .anchor import Anchor, new_anchor
+from .canonical import LEGACY_RECIPE, Recipe, marked_recipe
 from .errors import ImmutableLedgerError, LedgerError
 from .location import default_location
 from .rows import row_event
-from .schema import ENTRY_COLUMNS
+from .schema import ENTRY_COLUMNS, read_marker, set_marker
 from .stores import Store, is_read_only, open_store, redact
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
@@ -127,13 +128,24 @@ class ReplayLedger:
         return self.store.query(query)
 
     def events(self, run_id: str) -> list[MeshEvent]:
-        """The run's events, read back from the ledger in order."""
+        """The run's events, read back from the ledger in order; a row that cannot be
+        read back (changed behind the ledger's back) is a LedgerError naming it."""
         self.flush()
         frame = self.store.query("SELECT * FROM ledger_entries WHERE run_id = ? "
                                  "ORDER BY run_seq", [run_id])
         if frame.empty:
             raise self._no_run(run_id)
-        return [row_event(row) for row in frame.to_dict("records")]
+        return [self._event(row) for row in frame.to_dict("records")]
+
+    def _event(self, row: dict[str, Any]) -> MeshEvent:
+        """One stored row as its event, or a LedgerError saying which row is unreadable."""
+        try:
+            return row_event(row)
+        except (ValueError, TypeError, KeyError) as err:  # JSONDecodeError is a ValueError
+            raise LedgerError(
+                f"cannot read back the entry at seq {row['seq']} of run {row['run_id']} from "
+                f"{self.store.where}: {_unreadable(row, err)}; the row was changed after it "
+                "was written (verify_chain() says how)") from err
 
     # --- checking ----------------------------------------------------------------
 
@@ -171,18 +183,47 @@ class ReplayLedger:
         run = self.store.query("SELECT * FROM ledger_runs WHERE run_id = ?", [run_id])
         return json.dumps({
             "format": EXPORT_FORMAT, "version": 1, "run_id": run_id,
+            "recipe": self._recipe().number,
             "run": _records(run)[0] if not run.empty else None,
             "entries": _records(entries),
         }, ensure_ascii=False, indent=1)
 
     def import_run(self, exported: str) -> str:
-        """Add an exported run to this ledger unchanged; returns its run id."""
+        """Add an exported run to this ledger unchanged; returns its run id.
+
+        The entries keep the hashes of the recipe they were written in (an export without
+        ``recipe`` predates recipe markers: recipe 1). An empty ledger takes that recipe
+        on; a ledger with entries must already use it.
+        """
         data = json.loads(exported)
         if data.get("format") != EXPORT_FORMAT:
             raise LedgerError("this is not a meshflow_nb run export "
                               f"(expected format {EXPORT_FORMAT!r})")
+        recipe = self._import_recipe(data)
         self.store.import_run(data["entries"], data.get("run"))
+        if recipe is not self._recipe():
+            with self.store.transaction("mark the ledger's hash recipe") as cur:
+                set_marker(cur, recipe.number)
+            self.store.recipe = recipe
         return data["run_id"]
+
+    def _import_recipe(self, data: dict[str, Any]) -> Recipe:
+        """The recipe an export was hashed with, if this ledger can take it in."""
+        recipe = marked_recipe(str(data.get("recipe", LEGACY_RECIPE.number)))
+        if recipe is None:
+            raise LedgerError(f"cannot import run {data.get('run_id')}: its export names hash "
+                              f"recipe {data.get('recipe')!r}, which this version does not know")
+        ours = self._recipe()
+        if recipe is not ours and self.store.rows("SELECT count(*) FROM ledger_entries")[0][0]:
+            raise LedgerError(f"cannot import run {data.get('run_id')}: it is hashed with recipe "
+                              f"{recipe.number} and {self.store.where} with recipe "
+                              f"{ours.number}; import it into an empty ledger")
+        return recipe
+
+    def _recipe(self) -> Recipe:
+        """The recipe the ledger's marker names now (the store's, if the marker is damaged)."""
+        with self.store.transaction("read the recipe marker", changes=False) as cur:
+            return marked_recipe(read_marker(cur)) or self.store.recipe
 
     def close(self) -> None:
         """Wait for what was recorded to be committed (raising as `flush` does)."""
@@ -225,6 +266,19 @@ def _shared_store(location: str) -> Store:
 
 def _where_run(run_id: str | None) -> tuple[str, list[Any]]:
     return ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+
+
+def _unreadable(row: dict[str, Any], err: Exception) -> str:
+    """What in a stored row cannot be read back as an event."""
+    for column in ("output", "payload"):
+        text = row[column]
+        if text is not None and not pd.isna(text):
+            try:
+                json.loads(text)
+            except ValueError:
+                return (f"its {column} '{short_text(text, 40)}' is not the JSON text the "
+                        "ledger writes")
+    return f"it does not describe an event ({err})"
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..events import EventType, MeshEvent, short_text
-from .canonical import canonical_text, entry_hash
+from .canonical import CURRENT_RECIPE, Recipe, entry_hash
 from .errors import LedgerValueError
 from .schema import DECIMALS, GENESIS
 
@@ -203,16 +203,18 @@ def _shown(value: Any) -> str:
     return short_text(text, SHOWN_CHARS)
 
 
-def chain_rows(rows: Iterable[Row], next_seq: int, heads: dict[str, str]) -> list[Row]:
+def chain_rows(rows: Iterable[Row], next_seq: int, heads: dict[str, str],
+               recipe: Recipe = CURRENT_RECIPE) -> list[Row]:
     """Give rows their ledger ``seq``, link each to its run's head, and hash them.
 
-    ``heads`` maps run ids to the hash of their last entry and is updated in place.
+    ``heads`` maps run ids to the hash of their last entry and is updated in place;
+    ``recipe`` is the ledger's own (an old ledger keeps the recipe it was written in).
     """
     chained = []
     for offset, row in enumerate(rows):
         row = {**row, "seq": next_seq + offset}
         row["prev_hash"] = heads.get(row["run_id"], GENESIS) if row["run_seq"] > 1 else GENESIS
-        row["hash"] = entry_hash(canonical_text(row))
+        row["hash"] = entry_hash(recipe.canonical_text(row))
         heads[row["run_id"]] = row["hash"]
         chained.append(row)
     return chained

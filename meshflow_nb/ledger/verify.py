@@ -1,10 +1,12 @@
 """Forensic verification of the ledger's hash chains.
 
-Three passes: (1) one scan recomputes every entry's SHA-256 from its columns (the
-canonical text of `canonical`, rebuilt in SQL and hashed in Python) and checks the links,
-order and gaps of every run, the ledger-wide sequence and each run's record; (2) the
-damaged runs alone are fetched and each finding is classified and described in a
-sentence; (3) anchors (held outside the table) catch what a self-consistent rewrite hides.
+First the ledger's recipe marker is read and tried on its first entries (`forensics.
+recipe_check`). Then three passes: (1) one scan recomputes every entry's SHA-256 from its
+columns (the canonical text of the ledger's recipe, rebuilt in SQL and hashed in Python)
+and checks the links, order and gaps of every run, the ledger-wide sequence and each
+run's record; (2) the damaged runs alone are fetched and each finding is classified and
+described in a sentence; (3) anchors (held outside the table) catch what a
+self-consistent rewrite hides.
 
 On DuckDB the scan streams Arrow batches from a second connection in a helper thread
 while the calling thread hashes them, and does the chain, gap and record checks with
@@ -25,8 +27,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .anchor import Anchor
-from .canonical import CANONICAL_SQL, HEX_WIDTH, digests, entry_hash
-from .forensics import Finding, against_anchor, classify_run, ledger_gaps, run_record_problems
+from .canonical import HEX_WIDTH, Recipe, digests, entry_hash
+from .forensics import (
+    END_EVENT,
+    Finding,
+    against_anchor,
+    classify_run,
+    ledger_gaps,
+    recipe_check,
+    run_record_problems,
+)
 from .schema import GENESIS
 from .stores import DuckDBStore, Store
 
@@ -99,10 +109,11 @@ def verify(store: Store, run_id: str | None = None,
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
     anchors = list(anchors)
     with store.lease():  # one connection for every pass (DuckDB closes when idle)
-        scan = scan_entries(store, where, params)
+        recipe, problems = recipe_check(store, where, params)
+        scan = scan_entries(store, where, params, recipe)
         suspects = scan.suspects
-        problems = [p for run in sorted(suspects)
-                    for p in classify_run(store, run, scan.bad_hashes)]
+        problems += [p for run in sorted(suspects)
+                     for p in classify_run(store, run, scan.bad_hashes, recipe)]
         if run_id is None and not scan.gapless:
             problems += ledger_gaps(store, problems)
         if not scan.records_agree:
@@ -117,20 +128,20 @@ def verify(store: Store, run_id: str | None = None,
                               incomplete, len(anchors))
 
 
-def scan_entries(store: Store, where: str, params: list) -> Scan:
+def scan_entries(store: Store, where: str, params: list, recipe: Recipe) -> Scan:
     """Pass 1: every hash, link and gap, and the run records; fast path on DuckDB."""
     if not isinstance(store, DuckDBStore):
-        return _sql_scan(store, where, params)
+        return _sql_scan(store, where, params, recipe)
     with store.reader() as cursor:
-        return _ArrowScan().run(store, cursor, where, params)
+        return _ArrowScan(recipe).run(store, cursor, where, params)
 
 
 # --- pass 1 in SQL (PostgreSQL, and the reference for the fast path) -----------------
 
 
-def _sql_scan(store: Store, where: str, params: list) -> Scan:
+def _sql_scan(store: Store, where: str, params: list, recipe: Recipe) -> Scan:
     """Hashes recomputed row by row in Python; links and gaps left to SQL."""
-    sql = (f"SELECT seq, run_id, {CANONICAL_SQL} AS canonical, hash FROM ledger_entries "
+    sql = (f"SELECT seq, run_id, {recipe.sql()} AS canonical, hash FROM ledger_entries "
            f"{where} ORDER BY seq")
     bad, count = {}, 0
     for seq, run, canonical, stored in store.rows(sql, params):
@@ -163,7 +174,8 @@ def _broken_runs(store: Store, where: str, params: list) -> set[str]:
 class _ArrowScan:
     """Hashes each batch as it arrives and keeps the columns the chain check needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, recipe: Recipe) -> None:
+        self.recipe = recipe
         self.bad: dict[int, str] = {}
         self.seq: list[Any] = []
         self.run_seq: list[Any] = []
@@ -176,7 +188,7 @@ class _ArrowScan:
 
     def run(self, store: DuckDBStore, cursor: Any, where: str, params: list) -> Scan:
         """Consume the batches, then check the chains, the sequence and the records."""
-        for batch in _stream(cursor, where, params):
+        for batch in _stream(cursor, where, params, self.recipe):
             if isinstance(batch, _Records):
                 self.records = batch.table
             else:
@@ -236,14 +248,14 @@ class _Records:
 _DONE = object()
 
 
-def _stream(cursor: Any, where: str, params: list) -> Iterator[Any]:
+def _stream(cursor: Any, where: str, params: list, recipe: Recipe) -> Iterator[Any]:
     """Entry batches, then the run records, read by a helper thread in one transaction.
 
     DuckDB computes the canonical text of the next batches on its own threads (the GIL is
     released) while the caller hashes the current one.
     """
-    entries = (f"SELECT seq, run_id, run_seq, {CANONICAL_SQL} AS canonical, hash, "
-               "prev_hash, coalesce(event_type = 'run_complete', false) AS done "
+    entries = (f"SELECT seq, run_id, run_seq, {recipe.quick_sql} AS canonical, hash, "
+               f"prev_hash, coalesce(event_type = '{END_EVENT}', false) AS done "
                f"FROM ledger_entries {where}")
     runs = f"SELECT run_id, status, entry_count, head_hash FROM ledger_runs {where}"
     out: queue.Queue[Any] = queue.Queue(maxsize=8)

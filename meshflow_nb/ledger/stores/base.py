@@ -22,9 +22,10 @@ from typing import Any
 import pandas as pd
 
 from ...events import EventType
+from ..canonical import CURRENT_RECIPE, Recipe, marked_recipe
 from ..errors import LedgerError
 from ..rows import RUN_FIELDS, Row, chain_rows
-from ..schema import ENTRY_COLUMNS, RUN_COLUMNS, create_statements
+from ..schema import ENTRY_COLUMNS, RUN_COLUMNS, create_statements, read_marker
 
 ENTRY_NAMES = [name for name, _ in ENTRY_COLUMNS]
 
@@ -39,6 +40,8 @@ class Store(ABC):
     title = ""
     """The database's name in messages (``DuckDB``, ``PostgreSQL``)."""
     location = ""
+    recipe: Recipe = CURRENT_RECIPE
+    """The hash recipe appends use: the ledger's own, read by `ensure_schema`."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -107,11 +110,17 @@ class Store(ABC):
             yield cur
 
     def ensure_schema(self) -> None:
-        """Create the tables if they are missing."""
+        """Create the tables if they are missing, and learn the ledger's hash recipe
+        (a new ledger is marked with the current one; appends keep the ledger's own)."""
         with self.transaction("create the ledger tables") as cur:
             self._lock_ledger(cur)  # processes opening one database at once take turns
-            for statement in create_statements():
+            for statement in create_statements(CURRENT_RECIPE.number):
                 cur.execute(statement)
+        try:  # a role without rights on ledger_meta may still open (and verify) the ledger
+            with self.transaction("read the ledger's recipe marker", changes=False) as cur:
+                self.recipe = marked_recipe(read_marker(cur)) or CURRENT_RECIPE
+        except LedgerError:
+            self.recipe = CURRENT_RECIPE
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run one statement and fetch every row it returns."""
@@ -131,7 +140,7 @@ class Store(ABC):
         """Chain the batch from the stored positions, insert it, and update the records;
         returns the chained rows and the runs' heads after them."""
         next_seq, heads = self._positions(cur, batch)
-        chained = chain_rows(batch, next_seq, heads)
+        chained = chain_rows(batch, next_seq, heads, self.recipe)
         self._insert_rows(cur, chained)
         self._record_runs(cur, chained, careful)
         return chained, heads
