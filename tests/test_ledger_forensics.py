@@ -379,6 +379,8 @@ def test_10_run_rewritten_from_genesis_needs_an_anchor_kept_in_a_file(location, 
     rechain(rows[EVENTS:])
     db.replace(rows)
     db.fix_record(runs[1], rows[EVENTS:])
+    assert found(ledger.verify_chain()) == [("run_record_edited", None, runs[1])]  # its task
+    db.sql("UPDATE ledger_runs SET task = 'a different task' WHERE run_id = ?", [runs[1]])
     assert ledger.verify_chain().valid
     check = ledger.verify_chain(anchor=path)
     assert check.anchors_checked == 2
@@ -439,6 +441,66 @@ def test_combined_damage_is_each_named(location):
                             ("run_removed", None, runs[2])]
 
 
+# --- the run records: every field is a copy of the chain -------------------------
+
+RECORD_EDITS = {
+    "status": ("status", "failed"),
+    "task": ("task", "a task nobody asked for"),
+    "workflow": ("workflow", "another_pipeline"),
+    "policy": ("policy", '{"mode": "lax"}'),
+    "started_at": ("started_at", "2020-01-01T00:00:00.000000+00:00"),
+    "ended_at": ("ended_at", None),
+}
+
+
+@pytest.mark.parametrize("edit", RECORD_EDITS, ids=list(RECORD_EDITS))
+def test_11_an_edited_run_record_is_named_with_its_field(location, edit):
+    ledger, db, runs = capstone(location, runs=2)
+    column, value = RECORD_EDITS[edit]
+    db.sql(f"UPDATE ledger_runs SET {column} = ? WHERE run_id = ?", [value, runs[0]])
+    check = ledger.verify_chain()
+    assert found(check) == [("run_record_edited", None, runs[0])]
+    assert f"its {column} reads " in check.problems[0].message
+    assert found(ledger.verify_chain(runs[0])) == found(check)
+    assert ledger.verify_chain(runs[1]).valid
+    assert_one_sentence(check)
+
+
+def test_11b_every_edited_field_of_a_record_is_named(location):
+    ledger, db, (run,) = capstone(location)
+    db.sql("UPDATE ledger_runs SET status = 'failed', task = 'x', workflow = 'w' "
+           "WHERE run_id = ?", [run])
+    check = ledger.verify_chain()
+    assert found(check) == [("run_record_edited", None, run)]
+    message = check.problems[0].message
+    assert all(f"its {c} reads" in message for c in ("status", "task", "workflow"))
+    assert "its run_complete entry (seq 23) says 'completed'" in message
+    assert_one_sentence(check)
+
+
+def test_11c_a_deleted_run_record_is_named(location):
+    ledger, db, runs = capstone(location, runs=2)
+    db.sql("DELETE FROM ledger_runs WHERE run_id = ?", [runs[1]])
+    check = ledger.verify_chain()
+    assert found(check) == [("run_record_deleted", None, runs[1])]
+    assert f"run {runs[1]} has 23 entries (seq 24-46" in check.problems[0].message
+    assert found(ledger.verify_chain(runs[1])) == found(check)
+    assert_one_sentence(check)
+
+
+def test_11d_a_record_is_still_checked_while_its_run_is_running(location):
+    """A paused or crashed run has no run_complete: its record says running, no end."""
+    ledger, db, (run,) = capstone(location)
+    db.sql("DELETE FROM ledger_entries WHERE seq > 20")
+    db.fix_record(run, db.entries(run), ended=False)
+    assert ledger.verify_chain().valid
+    db.sql("UPDATE ledger_runs SET ended_at = '2026-01-01T00:00:00+00:00' WHERE run_id = ?",
+           [run])
+    check = ledger.verify_chain()
+    assert found(check) == [("run_record_edited", None, run)]
+    assert "the run has no run_complete entry" in check.problems[0].message
+
+
 # --- the canonical text: NULL, \N and the separator -------------------------------
 
 
@@ -470,6 +532,14 @@ def test_12b_a_separator_moved_across_a_field_boundary_is_edited(location):
     Db(ledger).sql("UPDATE ledger_entries SET node_id = 'a', role = 'b' || chr(31) || 'c' "
                    "WHERE seq = 2")
     assert found(ledger.verify_chain()) == [("edited", 2, "r-sep")]
+
+
+def test_12c_unknown_runs_are_a_ledger_error_not_an_empty_success(location):
+    ledger, db, runs = capstone(location)
+    with pytest.raises(LedgerError, match=r"^no run 'nosuchrun' in the .* ledger at "):
+        ledger.verify_chain("nosuchrun")
+    db.sql("DELETE FROM ledger_entries")  # the record alone still names the run
+    assert found(ledger.verify_chain(runs[0])) == [("run_removed", None, runs[0])]
 
 
 # --- the recipe marker --------------------------------------------------------------

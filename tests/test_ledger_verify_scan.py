@@ -15,8 +15,9 @@ import duckdb
 import pytest
 
 import meshflow_nb.ledger.verify as verify_module
+from meshflow_nb import Policy
 from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.canonical import canonical_text, entry_hash
+from meshflow_nb.ledger.canonical import CURRENT_RECIPE, canonical_text, entry_hash
 from meshflow_nb.ledger.schema import ENTRY_COLUMNS
 from meshflow_nb.ledger.stores import DuckDBStore
 from meshflow_nb.pipelines import build_capstone_pipeline
@@ -73,6 +74,8 @@ def summary(result) -> tuple:
             result.incomplete_runs)
 
 
+FIRST_RUN = "(SELECT run_id FROM ledger_entries WHERE seq = 1)"
+
 DAMAGE = {
     "clean": [],
     "edited_output": ["""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2"""],
@@ -100,6 +103,15 @@ DAMAGE = {
                        "(SELECT run_id FROM ledger_entries WHERE seq = 1)"],
     "extra_record": ["INSERT INTO ledger_runs (run_id, status, entry_count) "
                      "VALUES ('ghost', 'completed', 23)"],
+    "record_task": [f"UPDATE ledger_runs SET task = 'another task' WHERE run_id = {FIRST_RUN}"],
+    "record_workflow": [f"UPDATE ledger_runs SET workflow = NULL WHERE run_id = {FIRST_RUN}"],
+    "record_policy": [f"UPDATE ledger_runs SET policy = '{{}}' WHERE run_id = {FIRST_RUN}"],
+    "record_started": [f"UPDATE ledger_runs SET started_at = '2020-01-01T00:00:00+00:00' "
+                       f"WHERE run_id = {FIRST_RUN}"],
+    "record_ended": [f"UPDATE ledger_runs SET ended_at = NULL WHERE run_id = {FIRST_RUN}"],
+    "record_running": [f"UPDATE ledger_runs SET status = 'running' WHERE run_id = {FIRST_RUN}"],
+    "record_everything": [f"UPDATE ledger_runs SET task = 'x', status = 'failed', "
+                          f"policy = '{{\"mode\": \"lax\"}}' WHERE run_id = {FIRST_RUN}"],
     "payload_not_json": ["UPDATE ledger_entries SET payload = 'not json' WHERE seq = 1"],
     "meta_dropped": ["DROP TABLE ledger_meta"],
     "meta_recipe_1": ["UPDATE ledger_meta SET value = '1'"],
@@ -114,8 +126,8 @@ def test_fast_and_sql_paths_agree(ledger, monkeypatch, damage):
     assert fast[0] == (damage in UNSEEN)
 
 
-UNSEEN = {"clean", "status_ended", "record_removed"}
-"""Valid for both paths: no change to entries, and nothing the record check compares."""
+UNSEEN = {"clean"}
+"""Valid for both paths: nothing was changed."""
 
 
 @pytest.mark.parametrize("changes", [
@@ -139,7 +151,8 @@ def last_entry(ledger: ReplayLedger) -> dict:
 
 
 def insert_sql(row: dict) -> str:
-    values = ", ".join("NULL" if row[c] is None else f"'{row[c]}'" for c in COLUMNS)
+    values = ", ".join("NULL" if row[c] is None else "'" + str(row[c]).replace("'", "''") + "'"
+                       for c in COLUMNS)
     return f"INSERT INTO ledger_entries ({', '.join(COLUMNS)}) VALUES ({values})"
 
 
@@ -218,3 +231,73 @@ def test_batches_holding_several_runs_chain_and_record(request, tmp_path, monkey
     runs = ledger.runs()
     assert set(runs.status) == {"completed"} and set(runs.entry_count) == {23}
     assert all(ledger.events(r.run_id) == r.events for r in results)
+
+
+# --- the records' copied fields on the fast path ---------------------------------------
+
+
+@pytest.fixture
+def policy_ledger(tmp_path) -> ReplayLedger:
+    """Two capstone runs under a policy, so that every record holds policy JSON text."""
+    ledger = ReplayLedger(tmp_path / "policy.duckdb")
+    workflow = ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85],
+                                                     policy=Policy(budget_usd=5.0)))
+    for i in range(2):
+        workflow.run(f"task {i}")
+    ledger.flush()
+    return ledger
+
+
+def fast_scan(ledger: ReplayLedger, run_id: str | None = None) -> verify_module.Scan:
+    where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
+    with ledger.store.lease(), ledger.store.reader() as cursor:
+        return verify_module._ArrowScan(CURRENT_RECIPE).run(ledger.store, cursor, where, params)
+
+
+def test_the_fast_path_clears_records_with_policies_by_itself(policy_ledger, monkeypatch):
+    assert fast_scan(policy_ledger).records_agree
+    assert fast_scan(policy_ledger, policy_ledger.runs().run_id.iloc[1]).records_agree
+    fast, slow = both_paths(policy_ledger, monkeypatch)
+    assert fast == slow and fast[0]
+
+
+POLICY_EDITS = {
+    "minified": "UPDATE ledger_runs SET policy = CAST(json(policy) AS VARCHAR) WHERE run_id = "
+                f"{FIRST_RUN}",
+    "changed": "UPDATE ledger_runs SET policy = replace(policy, '5.0', '50.0') WHERE run_id = "
+               f"{FIRST_RUN}",
+    "emptied": f"UPDATE ledger_runs SET policy = NULL WHERE run_id = {FIRST_RUN}",
+    "not_json": f"UPDATE ledger_runs SET policy = '{{' WHERE run_id = {FIRST_RUN}",
+}
+
+
+@pytest.mark.parametrize("edit", POLICY_EDITS, ids=list(POLICY_EDITS))
+def test_an_edited_policy_is_left_to_the_sql_path_and_named(policy_ledger, monkeypatch, edit):
+    tamper(policy_ledger, POLICY_EDITS[edit])
+    assert not fast_scan(policy_ledger).records_agree
+    fast, slow = both_paths(policy_ledger, monkeypatch)
+    assert fast == slow and [(p[2], "its policy reads" in p[3]) for p in fast[3]] == [
+        ("run_record_edited", True)]
+
+
+def test_a_second_run_start_in_a_rewritten_run_agrees(ledger, monkeypatch):
+    """Every run_start entry is joined to the record: the fast path clears only if each
+    agrees with it, the SQL path compares the first, so that a run rewritten with a
+    second run_start (a consistent chain: only anchors see it) verifies alike."""
+    ledger.store.close()
+    with duckdb.connect(ledger.location) as con:
+        cols = ", ".join(f"CAST({c} AS VARCHAR)" for c in COLUMNS)
+        rows = [dict(zip(COLUMNS, r, strict=True)) for r in con.execute(
+            f"SELECT {cols} FROM ledger_entries WHERE run_id = {FIRST_RUN} ORDER BY seq"
+        ).fetchall()]
+    rows[1].update(event_type="run_start", node_id=None, role=None, payload='{"task": "forged"}')
+    for before, row in zip([None, *rows], rows, strict=False):
+        row["prev_hash"] = before["hash"] if before else row["prev_hash"]
+        row["hash"] = entry_hash(canonical_text(row))
+    tamper(ledger, f"DELETE FROM ledger_entries WHERE run_id = '{rows[0]['run_id']}'",
+           *(insert_sql(row) for row in rows),
+           f"UPDATE ledger_runs SET head_hash = '{rows[-1]['hash']}' "
+           f"WHERE run_id = '{rows[0]['run_id']}'")
+    assert not fast_scan(ledger).records_agree
+    fast, slow = both_paths(ledger, monkeypatch)
+    assert fast == slow and fast[0]

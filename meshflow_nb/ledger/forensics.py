@@ -17,7 +17,7 @@ How a damaged run is read:
    re-hashed.
 3. The end of the run is compared with its record in ``ledger_runs``.
 
-Beside damaged runs: each run's record is compared with its entries
+Beside damaged runs: each run's record is compared with the entries it copies
 (`run_record_problems`), holes in the ledger's ``seq`` are explained (`ledger_gaps`), the
 recipe marker is tried on the first entries (`recipe_check`), and anchors are compared
 (`against_anchor`).
@@ -25,13 +25,17 @@ recipe marker is tried on the first entries (`recipe_check`), and anchors are co
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
+from ..events import short_text
 from .anchor import Anchor
 from .canonical import CURRENT_RECIPE, HASHED_COLUMNS, RECIPES, Recipe, marked_recipe
 from .errors import LedgerError
+from .rows import to_json_text
 from .schema import GENESIS, read_marker
 from .stores import Store
 
@@ -49,11 +53,12 @@ class Damage:
     """Kinds of damage the verifier names.
 
     Seen from the table alone: ``edited``, ``edited_and_rehashed``, ``deleted``,
-    ``inserted``, ``reordered``, ``renumbered``, ``recipe_changed``, and
-    ``run_removed`` / ``truncated`` when they leave a hole in the ledger's ``seq`` or
-    disagree with the run's record. Seen only against an anchor: ``rewritten`` (a chain
-    recomputed to be consistent with itself), and ``truncated`` / ``run_removed`` at
-    the very end of the ledger with the run's record adjusted to match.
+    ``inserted``, ``reordered``, ``renumbered``, ``run_record_edited``,
+    ``run_record_deleted``, ``recipe_changed``, and ``run_removed`` / ``truncated``
+    when they leave a hole in the ledger's ``seq`` or disagree with the run's record.
+    Seen only against an anchor: ``rewritten`` (a chain recomputed to be consistent
+    with itself), and ``truncated`` / ``run_removed`` at the very end of the ledger
+    with the run's record adjusted to match.
     """
 
     EDITED = "edited"
@@ -65,6 +70,8 @@ class Damage:
     TRUNCATED = "truncated"
     REWRITTEN = "rewritten"
     RUN_REMOVED = "run_removed"
+    RECORD_EDITED = "run_record_edited"
+    RECORD_DELETED = "run_record_deleted"
     RECIPE_CHANGED = "recipe_changed"
 
 
@@ -581,60 +588,202 @@ def _run_removed_at(run: str, block: tuple[int, int]) -> Finding:
                    f"positions {block[0]}-{block[1]} are missing")
 
 
+class _Record(NamedTuple):
+    """A run's record in ``ledger_runs``, with what its entries say about its length."""
+
+    run: str
+    status: str
+    recorded: int
+    head: str | None
+    workflow: str | None
+    task: str | None
+    started_at: str | None
+    ended_at: str | None
+    policy: str | None
+    count: int
+    last: int | None
+    last_seq: int | None
+    end: int | None
+    hash_at_end: str | None
+    seq_at_end: int | None
+
+
+@dataclass(frozen=True)
+class _Copied:
+    """A run_start or run_complete entry: where it is, and what a record copies from it."""
+
+    kind: str
+    seq: int
+    ts: str
+    payload: dict | None
+    """The entry's payload, None when it is not a JSON object (then nothing is copied)."""
+
+
+START_EVENT = "run_start"
+"""The event that opens a run: its record copies workflow, task, policy and start time."""
+
+
 def run_record_problems(store: Store, where: str, params: list,
                         suspects: set[str]) -> list[Finding]:
-    """Compare each run's record (count, head, status) with its entries.
+    """Compare each run's record with its entries, and find runs whose record is gone.
 
-    Runs in ``suspects`` are described by `classify_run`; only a run whose entries are
-    all gone is reported for them here.
+    Count, head and status are compared with the run's length, last hash and end; every
+    field the record copies from the run_start and run_complete entries is compared with
+    them. Runs in ``suspects`` are described by `classify_run`; only a run whose entries
+    are all gone, or whose record is, is reported for them here.
     """
+    records = _records(store, where, params)
+    copied = _copied_entries(store, where, params)
+    empty = any(record.count == 0 for record in records)
+    removed = _removed_runs(store, _gap_blocks(store)) if empty else {}
+    problems: list[Finding] = []
+    for record in records:
+        if record.count == 0:
+            problems.append(_record_without_entries(record, removed))
+        elif record.run not in suspects:
+            problem = (_length_problem(store, record)
+                       or _edited_fields(record, copied.get(record.run, {})))
+            problems += [problem] if problem else []
+    recorded = {record.run for record in records}
+    problems += [_record_deleted(store, run, found[START_EVENT])
+                 for run, found in copied.items()
+                 if START_EVENT in found and run not in recorded]
+    return problems
+
+
+def _records(store: Store, where: str, params: list) -> list[_Record]:
+    """Every record in scope, with its run's entry count, length, end and head entry."""
     runs_where = where.replace("run_id", "r.run_id")
-    records = store.rows(f"""
-        SELECT r.run_id, r.status, r.entry_count, r.head_hash,
-               count(e.seq), max(e.run_seq), max(e.seq),
+    fields = "r.run_id, r.status, r.entry_count, r.head_hash, r.workflow, r.task, " \
+             "r.started_at, r.ended_at, r.policy"
+    rows = store.rows(f"""
+        SELECT {fields}, count(e.seq), max(e.run_seq), max(e.seq),
                max(CASE WHEN e.event_type = '{END_EVENT}' THEN e.run_seq END),
                max(CASE WHEN e.run_seq = r.entry_count THEN e.hash END),
                max(CASE WHEN e.run_seq = r.entry_count THEN e.seq END)
         FROM ledger_runs r LEFT JOIN ledger_entries e ON e.run_id = r.run_id
         {runs_where}
-        GROUP BY r.run_id, r.status, r.entry_count, r.head_hash""", params)
-    removed: dict[str, tuple[int, int]] | None = None
-    problems = []
-    for run, status, recorded, head, count, last, last_seq, end, hash_at_end, seq_at_end \
-            in records:
-        recorded = int(recorded)
-        if count == 0:
-            if removed is None:
-                removed = _removed_runs(store, _gap_blocks(store))
-            if run in removed:
-                problems.append(_run_removed_at(run, removed[run]))
-            else:
-                problems.append(Finding(None, run, Damage.RUN_REMOVED,
-                                        f"run {run} is recorded ({recorded} entries, {status}) "
-                                        "but all its entries are gone"))
-            continue
-        if run in suspects:
-            continue
-        last, last_seq = int(last), int(last_seq)
-        if end is not None and last > int(end):
-            problems.append(_after_end(run, _entry_after(store, run, int(end))))
-        elif last < recorded:
-            problems.append(_truncated_by_record(store, run, last_seq, last, recorded))
-        elif last > recorded:
-            seq, what = _entry_after(store, run, recorded)
-            problems.append(Finding(seq, run, Damage.INSERTED,
-                                    f"the {what} at seq {seq} (position {recorded + 1} of run "
-                                    f"{run}) was added after the run's record, which counts "
-                                    f"{recorded} entries, was last written"))
-        elif head is not None and hash_at_end != head:
-            problems.append(Finding(
-                int(seq_at_end), run, Damage.REHASHED,
-                f"the last entry of run {run}, at seq {int(seq_at_end)}, is not the one "
-                "recorded as the run's head: it (or an entry before it, with every hash "
-                "after it) was changed and re-hashed"))
-        elif status != "running" and end is None:
-            problems.append(_ended_without_end(store, run, status, last_seq))
-    return problems
+        GROUP BY {fields}""", params)
+    numbers = {"recorded", "count", "last", "last_seq", "end", "seq_at_end"}
+    return [_Record(*(int(v) if k in numbers and v is not None else v
+                      for k, v in zip(_Record._fields, row, strict=True))) for row in rows]
+
+
+def _copied_entries(store: Store, where: str, params: list) -> dict[str, dict[str, _Copied]]:
+    """Each run's first run_start and first run_complete entry, by event type."""
+    rows = store.rows(f"""
+        SELECT run_id, event_type, seq, ts, payload FROM ledger_entries
+        WHERE event_type IN ('{START_EVENT}', '{END_EVENT}') {where.replace("WHERE", "AND")}
+        ORDER BY run_seq, seq""", params)
+    found: dict[str, dict[str, _Copied]] = defaultdict(dict)
+    for run, kind, seq, ts, payload in rows:
+        found[run].setdefault(kind, _Copied(kind, int(seq), ts, _json_object(payload)))
+    return found
+
+
+def _json_object(text: str | None) -> dict | None:
+    """The JSON object ``text`` holds, or None when it holds something else."""
+    try:
+        value = json.loads(text) if text is not None else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _record_without_entries(record: _Record, removed: dict[str, tuple[int, int]]) -> Finding:
+    """A record whose entries are all gone (``removed``: the holes such runs left)."""
+    if record.run in removed:
+        return _run_removed_at(record.run, removed[record.run])
+    return Finding(None, record.run, Damage.RUN_REMOVED,
+                   f"run {record.run} is recorded ({record.recorded} entries, "
+                   f"{record.status}) but all its entries are gone")
+
+
+def _length_problem(store: Store, record: _Record) -> Finding | None:
+    """The record's count, head hash or status against the run's length and end."""
+    run, recorded, last, last_seq, end = (record.run, record.recorded, record.last or 0,
+                                          record.last_seq or 0, record.end)
+    if end is not None and last > end:
+        return _after_end(run, _entry_after(store, run, end))
+    if last < recorded:
+        return _truncated_by_record(store, run, last_seq, last, recorded)
+    if last > recorded:
+        seq, what = _entry_after(store, run, recorded)
+        return Finding(seq, run, Damage.INSERTED,
+                       f"the {what} at seq {seq} (position {recorded + 1} of run {run}) was "
+                       f"added after the run's record, which counts {recorded} entries, was "
+                       "last written")
+    if record.head is not None and record.hash_at_end != record.head:
+        seq = record.seq_at_end
+        return Finding(seq, run, Damage.REHASHED,
+                       f"the last entry of run {run}, at seq {seq}, is not the one recorded as "
+                       "the run's head: it (or an entry before it, with every hash after it) "
+                       "was changed and re-hashed")
+    if record.status != "running" and end is None:
+        return _ended_without_end(store, run, record.status, last_seq)
+    return None
+
+
+def _expected_record(copied: dict[str, _Copied], status: str
+                    ) -> list[tuple[str, str | None, _Copied | None]]:
+    """(field, value, entry it comes from) for every record field the entries fix.
+
+    What the writer copies (`rows.run_fields`): workflow, task and policy from the
+    run_start payload, its time as started_at; status from the run_complete payload
+    (``running`` without one) and its time as ended_at. A run still running has no
+    ended_at; one recorded as ended without a run_complete is `_length_problem`'s.
+    """
+    start, end = copied.get(START_EVENT), copied.get(END_EVENT)
+    fields: list[tuple[str, str | None, _Copied | None]] = []
+    if start is not None:
+        fields.append(("started_at", start.ts, start))
+        if start.payload is not None:
+            fields += [(name, _as_text(start.payload.get(name)), start)
+                       for name in ("workflow", "task")]
+            fields.append(("policy", to_json_text(start.payload.get("policy")), start))
+    if end is not None:
+        fields.append(("ended_at", end.ts, end))
+        if end.payload is not None:
+            value = end.payload.get("status")
+            fields.append(("status", "running" if value is None else _as_text(value), end))
+    elif status == "running":
+        fields.append(("ended_at", None, None))
+    return fields
+
+
+def _as_text(value: object) -> str | None:
+    """How a copied payload value is stored: text as it is, anything else as JSON."""
+    return value if value is None or isinstance(value, str) else to_json_text(value)
+
+
+def _edited_fields(record: _Record, copied: dict[str, _Copied]) -> Finding | None:
+    """A finding naming every field of the record that its entries contradict."""
+    wrong = [(name, value, entry) for name, value, entry in _expected_record(copied, record.status)
+             if getattr(record, name) != value]
+    if not wrong:
+        return None
+    parts = [f"its {name} reads {_quoted(getattr(record, name))} where "
+             + (f"its {entry.kind} entry (seq {entry.seq}) says {_quoted(value)}" if entry
+                else f"the run has no {END_EVENT} entry") for name, value, entry in wrong]
+    return Finding(None, record.run, Damage.RECORD_EDITED,
+                   f"the record of run {record.run} in ledger_runs was changed after it was "
+                   f"written: {', and '.join(parts)}")
+
+
+def _quoted(value: str | None) -> str:
+    """A record or entry value in a message: quoted and cut short, or NULL."""
+    return "NULL" if value is None else f"'{short_text(value, 40)}'"
+
+
+def _record_deleted(store: Store, run: str, start: _Copied) -> Finding:
+    """A run whose entries are there (its run_start among them) but whose record is gone."""
+    count, first, last = store.rows("SELECT count(*), min(seq), max(seq) FROM ledger_entries "
+                                    "WHERE run_id = ?", [run])[0]
+    span = f"seq {first}" if first == last else f"seq {first}-{last}"
+    return Finding(None, run, Damage.RECORD_DELETED,
+                   f"run {run} has {count} {'entry' if count == 1 else 'entries'} ({span}, "
+                   f"its {START_EVENT} at seq {start.seq}) but no record in ledger_runs: its "
+                   "record was deleted")
 
 
 def _entry_after(store: Store, run_id: str, run_seq: int) -> tuple[int, str]:

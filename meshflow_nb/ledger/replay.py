@@ -155,9 +155,12 @@ class ReplayLedger:
         """Recompute every hash and link; name each damaged entry and the kind of damage.
 
         ``anchor``: an `Anchor`, several, or a file written by `Anchor.save`; needed to
-        detect truncation and rewrites that recompute the whole chain.
+        detect truncation and rewrites that recompute the whole chain. A ``run_id`` the
+        ledger has neither entries nor a record of is a LedgerError.
         """
         self.flush()
+        if run_id and not self._has_run(run_id):
+            raise self._no_run(run_id)
         return verify(self.store, run_id, _anchors(anchor))
 
     def anchor(self, run_id: str) -> Anchor:
@@ -169,6 +172,13 @@ class ReplayLedger:
             raise self._no_run(run_id)
         length, head, last_type = rows[0]
         return new_anchor(run_id, int(length), head, last_type == "run_complete")
+
+    def _has_run(self, run_id: str) -> bool:
+        """Whether the ledger holds entries of the run or a record of it."""
+        rows = self.store.rows(
+            "SELECT EXISTS (SELECT 1 FROM ledger_entries WHERE run_id = ?) "
+            "OR EXISTS (SELECT 1 FROM ledger_runs WHERE run_id = ?)", [run_id, run_id])
+        return bool(rows[0][0])
 
     # --- moving runs -------------------------------------------------------------
 

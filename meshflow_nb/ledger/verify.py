@@ -4,9 +4,9 @@ First the ledger's recipe marker is read and tried on its first entries (`forens
 recipe_check`). Then three passes: (1) one scan recomputes every entry's SHA-256 from its
 columns (the canonical text of the ledger's recipe, rebuilt in SQL and hashed in Python)
 and checks the links, order and gaps of every run, the ledger-wide sequence and each
-run's record; (2) the damaged runs alone are fetched and each finding is classified and
-described in a sentence; (3) anchors (held outside the table) catch what a
-self-consistent rewrite hides.
+run's record against its entries; (2) the damaged runs alone are fetched and each finding
+is classified and described in a sentence; (3) anchors (held outside the table) catch
+what a self-consistent rewrite hides.
 
 On DuckDB the scan streams Arrow batches from a second connection in a helper thread
 while the calling thread hashes them, and does the chain, gap and record checks with
@@ -19,6 +19,7 @@ PostgreSQL every check runs in SQL.
 from __future__ import annotations
 
 import binascii
+import json
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -30,6 +31,7 @@ from .anchor import Anchor
 from .canonical import HEX_WIDTH, Recipe, digests, entry_hash
 from .forensics import (
     END_EVENT,
+    START_EVENT,
     Finding,
     against_anchor,
     classify_run,
@@ -37,6 +39,7 @@ from .forensics import (
     recipe_check,
     run_record_problems,
 )
+from .rows import to_json_text
 from .schema import GENESIS
 from .stores import DuckDBStore, Store
 
@@ -181,7 +184,7 @@ class _ArrowScan:
         self.run_seq: list[Any] = []
         self.run_id: list[Any] = []
         self.done: list[Any] = []  # is the entry a run_complete
-        self.records: Any = None  # the ledger_runs rows, read after the entries
+        self.records: _Records | None = None  # read after the entries
         self.digests: list[bytes] = []  # recomputed SHA-256, 32 bytes a row
         self.prev: list[Any] = []  # each batch's prev_hash text, 64 bytes a row (no copy)
         self.exact = True  # every value is one the numpy checks can judge exactly
@@ -190,7 +193,7 @@ class _ArrowScan:
         """Consume the batches, then check the chains, the sequence and the records."""
         for batch in _stream(cursor, where, params, self.recipe):
             if isinstance(batch, _Records):
-                self.records = batch.table
+                self.records = batch
             else:
                 self.add(batch)
         return self.finish(store, where, params)
@@ -227,7 +230,8 @@ class _ArrowScan:
         broken = entries.broken_runs()
         if broken is None:
             broken = _broken_runs(store, where, params)
-        agree = self.records is not None and entries.records_agree(self.records)
+        agree = self.records is not None and self.records.copies_agree() and (
+            self.records.table is not None and entries.records_agree(self.records.table))
         return Scan(entries.count, entries.runs, self.bad, broken, entries.gapless(), agree)
 
 
@@ -239,10 +243,65 @@ def _sql_structure(store: Store, where: str, params: list) -> Scan:
 
 
 class _Records:
-    """The ``ledger_runs`` rows (an Arrow record batch), sent after the last entries."""
+    """The ``ledger_runs`` rows (an Arrow record batch), sent after the last entries, and
+    what `_copies_sql` found of the fields they copy from the entries (None: unknown)."""
 
-    def __init__(self, table: Any) -> None:
+    def __init__(self, table: Any, copies: tuple[int, list] | None) -> None:
         self.table = table.combine_chunks().to_batches()[0] if table.num_rows else None
+        self.copies = copies
+
+    def copies_agree(self) -> bool:
+        """True only if every copied field is sure to match (`_copies_sql`): no record
+        disagrees, and each policy text is the one the writer makes of its payload's."""
+        if self.copies is None:
+            return False
+        disagreeing, policies = self.copies
+        return not disagreeing and all(_same_policy(*pair) for pair in policies or [])
+
+
+def _same_policy(recorded: str, payload_policy: str | None) -> bool:
+    """Whether a record's policy is the writer's JSON text of its run_start's policy."""
+    try:
+        return payload_policy is not None and to_json_text(json.loads(payload_policy)) == recorded
+    except ValueError:
+        return False
+
+
+def _copies_sql(where: str, params: list) -> tuple[str, list]:
+    """DuckDB SQL, and its parameters: how many records disagree with the fields their
+    entries fix, and the distinct (record policy, run_start policy) pairs left to
+    `_same_policy`.
+
+    It mirrors `forensics.run_record_problems` (workflow, task, policy, started_at from
+    the run_start entry; status and ended_at from the run_complete entry; a record for
+    every run with a run_start) and only ever clears: anything it cannot judge exactly
+    (a payload that is not a JSON object, a value that is not text, a second run_start)
+    counts as a disagreement, and that function then names what is wrong. Entries are
+    joined to records row by row (a join after a GROUP BY costs DuckDB three times as
+    much), and each payload is parsed once.
+    """
+    scope = where.replace("WHERE", "AND")
+    opening = "try(json_extract_string(payload, ['$.workflow', '$.task', '$.policy']))"
+    return f"""
+        WITH s AS (SELECT run_id, ts, {opening} AS f FROM ledger_entries
+                   WHERE event_type = '{START_EVENT}' {scope}),
+             e AS (SELECT run_id, ts, try(json_extract_string(payload, '$.status')) AS status
+                   FROM ledger_entries WHERE event_type = '{END_EVENT}' {scope}),
+             r AS (SELECT * FROM ledger_runs {where}),
+             checked AS (
+            SELECT r.policy, s.f[3] AS opening_policy,
+                   r.run_id IS NOT NULL
+                   AND (s.run_id IS NULL OR (r.started_at IS NOT DISTINCT FROM s.ts
+                        AND r.workflow IS NOT DISTINCT FROM s.f[1]
+                        AND r.task IS NOT DISTINCT FROM s.f[2]
+                        AND (r.policy IS NOT NULL OR s.f[3] IS NULL)))
+                   AND CASE WHEN e.run_id IS NULL THEN r.status = 'running' AND r.ended_at IS NULL
+                            ELSE r.ended_at IS NOT DISTINCT FROM e.ts
+                                 AND r.status = coalesce(e.status, 'running') END AS agree
+            FROM r FULL JOIN s ON s.run_id = r.run_id LEFT JOIN e ON e.run_id = r.run_id)
+        SELECT count(*) FILTER (WHERE NOT coalesce(agree, false)),
+               list(DISTINCT [policy, opening_policy]) FILTER (WHERE policy IS NOT NULL)
+        FROM checked""", params * 3  # s, e and r are each scoped
 
 
 _DONE = object()
@@ -260,7 +319,8 @@ def _stream(cursor: Any, where: str, params: list, recipe: Recipe) -> Iterator[A
     runs = f"SELECT run_id, status, entry_count, head_hash FROM ledger_runs {where}"
     out: queue.Queue[Any] = queue.Queue(maxsize=8)
     stop = threading.Event()
-    helper = threading.Thread(target=_read, args=(cursor, (entries, runs), params, out, stop),
+    helper = threading.Thread(target=_read, args=(cursor, (entries, runs), params,
+                                                  _copies_sql(where, params), out, stop),
                               name="meshflow-verify", daemon=True)
     helper.start()
     try:
@@ -276,8 +336,8 @@ def _stream(cursor: Any, where: str, params: list, recipe: Recipe) -> Iterator[A
         helper.join()
 
 
-def _read(cursor: Any, sql: tuple[str, str], params: list, out: queue.Queue[Any],
-          stop: threading.Event) -> None:
+def _read(cursor: Any, sql: tuple[str, str], params: list, copies: tuple[str, list],
+          out: queue.Queue[Any], stop: threading.Event) -> None:
     """The helper thread: put each batch, the records, then ``_DONE`` (or the error)."""
     entries, runs = sql
     try:
@@ -286,12 +346,23 @@ def _read(cursor: Any, sql: tuple[str, str], params: list, out: queue.Queue[Any]
             if stop.is_set():
                 return
             out.put(batch)
-        out.put(_Records(cursor.sql(runs, params=params).to_arrow_table()))
-        cursor.execute("COMMIT")
+        table = cursor.sql(runs, params=params).to_arrow_table()
+        out.put(_Records(table, _copies(cursor, *copies)))
+        cursor.execute("ROLLBACK")  # it only read; a failed copies query ends it too
     except BaseException as err:  # handed to the caller, which raises it
         out.put(err)
         return
     out.put(_DONE)
+
+
+def _copies(cursor: Any, sql: str, params: list) -> tuple[int, list] | None:
+    """The copied-field check's answer, or None if DuckDB could not run it (the record
+    check then falls back to `forensics.run_record_problems`)."""
+    try:
+        count, policies = cursor.sql(sql, params=params).fetchall()[0]
+    except Exception:  # the driver's error: this check only ever clears, never raises
+        return None
+    return int(count), policies
 
 
 def _arrow_reader(relation: Any, rows: int) -> Any:
