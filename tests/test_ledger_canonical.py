@@ -20,6 +20,7 @@ from meshflow_nb.ledger.canonical import (
     canonical_text,
     digests,
     entry_hash,
+    ledger_digest,
     marked_recipe,
     position_hasher,
 )
@@ -152,3 +153,10 @@ def test_the_position_hasher_is_the_entry_hash_at_that_position(number):
     assert at(9, 4) == entry_hash(recipe.canonical_text(moved))
     assert position_hasher(ROW, recipe)(7, 2) == (HASH, HASH_2)[number - 1]
 
+
+def test_the_ledger_digest_is_its_counts_then_every_hash():
+    hashes = ["a" * 64, "b" * 64]
+    text = "2\x1f2\x1f1\x1f" + "a" * 64 + "b" * 64
+    assert ledger_digest(2, 2, 1, hashes) == ledger_digest(2, 2, 1, ["".join(hashes)]) \
+        == hashlib.sha256(text.encode()).hexdigest()
+    assert ledger_digest(2, 2, 2, hashes) != ledger_digest(2, 2, 1, hashes)

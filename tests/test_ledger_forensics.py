@@ -26,7 +26,7 @@ from meshflow_nb.events import EventType, MeshEvent
 from meshflow_nb.ledger import GENESIS, Anchor, LedgerError, ReplayLedger, save_anchors
 from meshflow_nb.ledger.canonical import canonical_text, entry_hash
 from meshflow_nb.ledger.forensics import Damage
-from meshflow_nb.ledger.schema import ENTRY_COLUMNS
+from meshflow_nb.ledger.schema import ENTRY_COLUMNS, RUN_COLUMNS
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 EVENTS = 23  # entries per capstone run
@@ -102,6 +102,26 @@ class Db:
             for row in rows:
                 run(f"INSERT INTO ledger_entries ({names}) VALUES ({marks})",
                     [_typed(c, row[c]) for c in COLUMNS])
+
+    def insert(self, rows: list[dict]) -> None:
+        """Add rows to the entries as they are (a forger's own rows)."""
+        with self._cursor() as run:
+            for row in rows:
+                run(f"INSERT INTO ledger_entries ({', '.join(COLUMNS)}) VALUES "
+                    f"({', '.join('?' for _ in COLUMNS)})", [_typed(c, row[c]) for c in COLUMNS])
+
+    def record(self, run_id: str) -> dict:
+        """The run's record in ledger_runs, column by column."""
+        with self._cursor() as run:
+            names = [n for n, _ in RUN_COLUMNS]
+            (values,) = run(f"SELECT {', '.join(names)} FROM ledger_runs WHERE run_id = ?",
+                            [run_id])
+        return dict(zip(names, values, strict=True))
+
+    def insert_record(self, record: dict) -> None:
+        names = list(record)
+        self.sql(f"INSERT INTO ledger_runs ({', '.join(names)}) VALUES "
+                 f"({', '.join('?' for _ in names)})", [record[n] for n in names])
 
     def fix_record(self, run_id: str, rows: list[dict], *, ended: bool = True) -> None:
         """Make the run's record agree with ``rows`` so that it gives nothing away."""
@@ -228,6 +248,20 @@ def test_4b_deleted_rows_renumbered_but_not_rehashed_are_still_deleted(location)
     assert [r for k, _, r in kinds if k == "renumbered"] == [runs[1]]
 
 
+def delete_renumber_and_rehash(db: Db, runs: list[str], seq: int) -> None:
+    """Delete the entry at ``seq`` (of the first run), renumber everything after it and
+    recompute every chain and record, so that the table agrees with itself again."""
+    rows = [r for r in db.entries() if r["seq"] != seq]
+    for row in rows:
+        if row["seq"] > seq:
+            row["seq"] -= 1
+            row["run_seq"] -= 1 if row["run_id"] == runs[0] else 0
+    for run in runs:
+        rechain([r for r in rows if r["run_id"] == run])
+        db.fix_record(run, [r for r in rows if r["run_id"] == run])
+    db.replace(rows)
+
+
 def test_5_deleted_row_renumbered_and_rehashed_needs_an_anchor(location):
     """Deleting an entry and then renumbering and re-chaining everything after it leaves
     a gapless ledger of valid chains: only anchors show it. The honest kind is
@@ -236,16 +270,7 @@ def test_5_deleted_row_renumbered_and_rehashed_needs_an_anchor(location):
     renumbered and re-hashed to close the hole, is reported rewritten too."""
     ledger, db, runs = capstone(location, runs=2)
     anchors = [ledger.anchor(r) for r in runs]
-    rows = [r for r in db.entries() if r["seq"] != 10]
-    for row in rows:
-        if row["seq"] > 10:
-            row["seq"] -= 1
-            if row["run_id"] == runs[0]:
-                row["run_seq"] -= 1
-    for run in runs:
-        rechain([r for r in rows if r["run_id"] == run])
-        db.fix_record(run, [r for r in rows if r["run_id"] == run])
-    db.replace(rows)
+    delete_renumber_and_rehash(db, runs, 10)
     assert ledger.verify_chain().valid
     check = ledger.verify_chain(anchor=anchors)
     assert sorted(found(check)) == sorted([("rewritten", None, r) for r in runs])
@@ -562,6 +587,109 @@ def test_13_a_changed_recipe_marker_is_named_once(location, statement):
     db.sql("UPDATE ledger_entries SET output = '\"x\"' WHERE seq = 3")
     assert found(ledger.verify_chain()) == [("edited", 3, run), ("recipe_changed", None, None)]
     assert_one_sentence(check)
+
+
+# --- the ledger anchor: the whole ledger up to its head --------------------------
+
+
+def forge_run(db: Db, template: str, run_id: str) -> list[dict]:
+    """A complete run copied from run ``template`` under another id and appended after
+    the ledger's last entry, with valid hashes, links and a record that agrees."""
+    rows = db.entries(template)
+    after = max(r["seq"] for r in db.entries())
+    forged = [{**row, "run_id": run_id, "seq": after + row["run_seq"]} for row in rows]
+    rechain(forged)
+    db.insert(forged)
+    db.insert_record({**db.record(template), "run_id": run_id, "head_hash": forged[-1]["hash"]})
+    return forged
+
+
+def test_14_a_forged_run_after_the_ledger_anchor_is_unanchored(location, tmp_path):
+    ledger, db, runs = capstone(location, runs=2)
+    save_anchors([*(ledger.anchor(r) for r in runs), ledger.anchor()], tmp_path / "a.json")
+    forge_run(db, runs[0], "f0rged0000000000")
+    assert ledger.verify_chain().valid  # consistent in every way the table can show
+    assert ledger.verify_chain(anchor=[ledger.anchor(r) for r in runs]).valid
+    check = ledger.verify_chain(anchor=tmp_path / "a.json")
+    assert found(check) == [("unanchored", 2 * EVENTS + 1, "f0rged0000000000")]
+    assert "23 entries (seq 47-69, run f0rged0000000000) were written after the newest " \
+           "ledger anchor (seq 46" in check.problems[0].message
+    assert check.anchors_checked == 3
+    assert_one_sentence(check)
+
+
+def test_14b_the_first_run_removed_with_its_record_needs_the_ledger_anchor(location):
+    ledger, db, runs = capstone(location, runs=2)
+    head = ledger.anchor()
+    db.sql("DELETE FROM ledger_entries WHERE run_id = ?", [runs[0]])
+    db.sql("DELETE FROM ledger_runs WHERE run_id = ?", [runs[0]])
+    assert ledger.verify_chain().valid  # like a ledger imported from seq 24 on
+    check = ledger.verify_chain(anchor=head)
+    assert found(check) == [("run_removed", None, None)]
+    assert check.problems[0].message == (
+        "the ledger anchor taken at seq 46 (46 entries in 2 runs) no longer holds: 23 entries "
+        "in 1 run lie up to seq 46: 1 whole run was removed")
+
+
+def test_14c_the_ledger_anchor_sees_a_rewrite_anywhere_before_its_head(location):
+    ledger, db, runs = capstone(location, runs=2)
+    head = ledger.anchor()
+    rows = db.entries()
+    rows[4]["output"] = json.dumps("a quietly different analysis")
+    rechain(rows[:EVENTS])
+    db.replace(rows)
+    db.fix_record(runs[0], rows[:EVENTS])
+    assert ledger.verify_chain().valid
+    assert found(ledger.verify_chain(anchor=head)) == [("rewritten", None, None)]
+
+
+def test_14d_the_ledger_anchor_sees_entries_removed_and_renumbered(location):
+    ledger, db, runs = capstone(location, runs=2)
+    head = ledger.anchor()
+    delete_renumber_and_rehash(db, runs, 10)
+    assert ledger.verify_chain().valid
+    check = ledger.verify_chain(anchor=head)
+    assert found(check) == [("deleted", None, None)]
+    assert "(the ledger now ends at seq 45): 1 entry was removed" in check.problems[0].message
+
+
+def test_14e_the_ledger_anchor_sees_an_entry_inserted_before_its_head(location):
+    ledger, db, _ = capstone(location, runs=2)
+    head = ledger.anchor()
+    rows = db.entries()
+    for row in rows:
+        row["seq"] += 1
+    forged = rehash({**rows[0], "seq": 1, "run_id": "sneaky", "run_seq": 1,
+                     "prev_hash": GENESIS})
+    db.replace([forged, *rows])
+    check = ledger.verify_chain(anchor=head)
+    assert ("inserted", None, None) in found(check)
+
+
+def test_14f_only_the_newest_ledger_anchor_bounds_what_is_unanchored(location):
+    ledger, _, runs = capstone(location, runs=1)
+    older = ledger.anchor()
+    ledger.attach(build_capstone_pipeline(quality_scores=[0.6, 0.85])).run("later")
+    newer = ledger.anchor()
+    assert (older.last_seq, newer.last_seq, newer.runs, newer.length) == (23, 46, 2, 46)
+    assert ledger.verify_chain(anchor=[older, newer]).valid
+    later = found(ledger.verify_chain(anchor=older))
+    assert [(k, s) for k, s, _ in later] == [("unanchored", 24)]
+    assert ledger.verify_chain(runs[0], anchor=older).valid  # ledger anchors: whole ledger
+
+
+def test_14g_a_ledger_anchor_round_trips_through_a_file_beside_run_anchors(
+        location, other_location, tmp_path):
+    ledger, _, runs = capstone(location, runs=2)
+    anchors = [ledger.anchor(runs[0]), ledger.anchor()]
+    save_anchors(anchors, tmp_path / "anchors.json")
+    assert Anchor.load(tmp_path / "anchors.json") == anchors
+    saved = json.loads((tmp_path / "anchors.json").read_text())
+    assert "last_seq" not in saved[0] and (saved[1]["last_seq"], saved[1]["runs"]) == (46, 2)
+    assert anchors[1].covers_ledger and not anchors[0].covers_ledger
+    assert ledger.verify_chain(anchor=tmp_path / "anchors.json").valid
+    with pytest.raises(LedgerError, match="has no entries yet: there is nothing to anchor"):
+        ReplayLedger(other_location).anchor()
 
 
 # --- zero false positives -------------------------------------------------------

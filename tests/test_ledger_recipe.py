@@ -1,4 +1,5 @@
-"""The hash recipes in docs/ledger.md, executed exactly as printed, match the ledger."""
+"""The hash recipes in docs/ledger.md (and the ledger digest in docs/ledger-forensics.md),
+executed exactly as printed, match the ledger."""
 
 from __future__ import annotations
 
@@ -59,6 +60,15 @@ def test_the_first_entry_of_each_run_links_to_the_genesis_value(ledger_path):
     with duckdb.connect(str(ledger_path)) as con:
         starts = con.execute("SELECT prev_hash FROM ledger_entries WHERE run_seq = 1").fetchall()
     assert starts == [("0" * 64,), ("0" * 64,)]
+
+
+def test_the_ledger_digest_in_sql_is_the_ledger_anchors(ledger_path):
+    anchor = ReplayLedger(ledger_path).anchor()
+    ReplayLedger(ledger_path).store.close()
+    assert (anchor.last_seq, anchor.length, anchor.runs) == (46, 46, 2)
+    with duckdb.connect(str(ledger_path)) as con:
+        (digest,) = con.execute(recipe("ledger-digest", "ledger-forensics.md")).fetchone()
+    assert digest == anchor.head_hash
 
 
 def test_the_recipe_marker_query_reads_recipe_2(ledger_path):

@@ -79,7 +79,7 @@ def test_an_old_ledger_verifies_with_recipe_1(location, monkeypatch):
     assert recipe_of(db) == [1] * 2 * EVENTS
     assert db.sql("SELECT count(*) FROM ledger_meta") == [(0,)]  # opening does not mark it
     assert ledger.store.recipe is LEGACY_RECIPE
-    check = ledger.verify_chain(anchor=[ledger.anchor(r) for r in runs])
+    check = ledger.verify_chain(anchor=[ledger.anchor(r) for r in runs] + [ledger.anchor()])
     assert check.valid and check.entries_checked == 2 * EVENTS, check.report()
     db.sql("""UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2""")
     assert found(ledger.verify_chain()) == [("edited", 2, runs[0])]

@@ -15,13 +15,16 @@ A ledger says which recipe it uses in ``ledger_meta`` (`schema`); a ledger witho
 marker is recipe 1. Writing (`rows.chain_rows`), verifying (`verify`) and forensics all
 hash through this module, so a recipe cannot drift between them; docs/ledger.md prints
 recipe 2 for learners, and tests/test_ledger_recipe.py runs that printed copy.
+
+The ledger digest of a ledger anchor (`anchor`) is here too: it is the same kind of
+promise, a text anyone can rebuild in SQL from the stored columns.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -186,3 +189,21 @@ def digests(data: Any, bounds: Sequence[int]) -> bytes:
     return b"".join([sha(view[start:end]).digest()
                      for start, end in itertools.pairwise(bounds)])
 
+
+# --- the ledger digest of a ledger anchor ------------------------------------------
+
+
+def ledger_digest(last_seq: int, entries: int, runs: int, hashes: Iterable[str]) -> str:
+    """SHA-256 of the ledger up to ``last_seq``: its counts, then every entry's hash.
+
+    The text is ``last_seq``, the number of entries and the number of runs up to it,
+    joined by U+001F and followed by one more U+001F and the stored ``hash`` of every
+    entry in ``seq`` order, back to back (``hashes`` yields that text in pieces). In
+    SQL: ``sha256(max(seq) || chr(31) || count(*) || chr(31) || count(DISTINCT run_id)
+    || chr(31) || string_agg(hash, '' ORDER BY seq))`` over ``seq <= last_seq``.
+    """
+    digest = hashlib.sha256(SEPARATOR.join((str(last_seq), str(entries), str(runs), ""))
+                            .encode("utf-8"))
+    for piece in hashes:
+        digest.update(piece.encode("utf-8"))
+    return digest.hexdigest()

@@ -20,20 +20,20 @@ How a damaged run is read:
 Beside damaged runs: each run's record is compared with the entries it copies
 (`run_record_problems`), holes in the ledger's ``seq`` are explained (`ledger_gaps`), the
 recipe marker is tried on the first entries (`recipe_check`), and anchors are compared
-(`against_anchor`).
+(`against_anchor` for a run, `against_ledger_anchors` for the whole ledger).
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..events import short_text
 from .anchor import Anchor
-from .canonical import CURRENT_RECIPE, HASHED_COLUMNS, RECIPES, Recipe, marked_recipe
+from .canonical import CURRENT_RECIPE, HASHED_COLUMNS, RECIPES, Recipe, ledger_digest, marked_recipe
 from .errors import LedgerError
 from .rows import to_json_text
 from .schema import GENESIS, read_marker
@@ -57,8 +57,9 @@ class Damage:
     ``run_record_deleted``, ``recipe_changed``, and ``run_removed`` / ``truncated``
     when they leave a hole in the ledger's ``seq`` or disagree with the run's record.
     Seen only against an anchor: ``rewritten`` (a chain recomputed to be consistent
-    with itself), and ``truncated`` / ``run_removed`` at the very end of the ledger
-    with the run's record adjusted to match.
+    with itself), ``truncated`` / ``run_removed`` at the very end of the ledger with
+    the run's record adjusted to match, the first run removed with its record (a
+    ledger anchor), and ``unanchored``: entries written after the newest ledger anchor.
     """
 
     EDITED = "edited"
@@ -73,6 +74,7 @@ class Damage:
     RECORD_EDITED = "run_record_edited"
     RECORD_DELETED = "run_record_deleted"
     RECIPE_CHANGED = "recipe_changed"
+    UNANCHORED = "unanchored"
 
 
 @dataclass(frozen=True)
@@ -839,6 +841,113 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
         change = (f"no longer has the anchored hash at position {anchor.length}: an entry "
                   "was changed and every hash after it recomputed")
     return [Finding(None, run, Damage.REWRITTEN, f"run {run} {change}")]
+
+
+# --- the ledger anchor ------------------------------------------------------------
+
+DIGEST_CHUNK = 100_000
+"""Ledger positions whose hashes one query of `ledger_head` reads at a time."""
+
+
+@dataclass(frozen=True)
+class LedgerHead:
+    """The ledger up to one position: how many entries and runs, and their digest."""
+
+    last_seq: int
+    entries: int
+    runs: int
+    top: int
+    """The highest seq present up to ``last_seq`` (0 when there is none)."""
+    digest: str
+
+
+def ledger_head(store: Store, last_seq: int | None = None) -> LedgerHead:
+    """The ledger's head at ``last_seq`` (at its last entry when None), digest included."""
+    upto, params = ("WHERE seq <= ?", [last_seq]) if last_seq is not None else ("", [])
+    low, top, entries, runs = store.rows(
+        "SELECT coalesce(min(seq), 1), coalesce(max(seq), 0), count(*), "
+        f"count(DISTINCT run_id) FROM ledger_entries {upto}", params)[0]
+    last = int(top) if last_seq is None else last_seq
+    hashes = _hashes_between(store, int(low) - 1, last)
+    return LedgerHead(last, int(entries), int(runs), int(top),
+                      ledger_digest(last, int(entries), int(runs), hashes))
+
+
+def _hashes_between(store: Store, after: int, last: int) -> Iterator[str]:
+    """The stored hashes of the entries after ``after`` up to ``last``, in seq order, as
+    text, a chunk of positions at a time (a million hashes are 64 MB)."""
+    for low in range(after, last, DIGEST_CHUNK):
+        (text,) = store.rows("SELECT string_agg(hash, '' ORDER BY seq) FROM ledger_entries "
+                             "WHERE seq > ? AND seq <= ?", [low, min(low + DIGEST_CHUNK, last)])[0]
+        if text:
+            yield text
+
+
+def against_ledger_anchors(store: Store, anchors: Sequence[Anchor]) -> list[Finding]:
+    """Compare the ledger with each ledger anchor, and name what the newest cannot cover."""
+    problems = [p for anchor in anchors for p in _against_ledger_anchor(store, anchor)]
+    newest = max(anchors, key=lambda a: a.last_seq or 0)
+    return problems + _unanchored(store, newest)
+
+
+def _against_ledger_anchor(store: Store, anchor: Anchor) -> list[Finding]:
+    """What changed among the entries up to the anchor's head (nothing, if it holds)."""
+    head = ledger_head(store, anchor.last_seq or 0)
+    if (head.entries, head.runs, head.digest) == (anchor.length, anchor.runs, anchor.head_hash):
+        return []
+    return [_ledger_change(anchor, head)]
+
+
+def _ledger_change(anchor: Anchor, head: LedgerHead) -> Finding:
+    """One sentence on how the ledger up to the anchor's head differs from it.
+
+    The digest stands for the whole prefix, so it says that something changed, not
+    where: the counts tell removal from insertion, and the table's own findings (or run
+    anchors) say where.
+    """
+    runs_lost, entries_lost = (anchor.runs or 0) - head.runs, anchor.length - head.entries
+    now = (f"{_count(head.entries, 'entry', 'entries')} in {_count(head.runs, 'run')} lie up "
+           f"to seq {head.last_seq}")
+    if head.top < head.last_seq:
+        now += f" (the ledger now ends at seq {head.top})"
+    if runs_lost > 0:
+        kind, what = Damage.RUN_REMOVED, (f"{now}: {_count(runs_lost, 'whole run')} "
+                                          f"{'was' if runs_lost == 1 else 'were'} removed")
+    elif entries_lost > 0:
+        kind, what = Damage.DELETED, (f"{now}: {_count(entries_lost, 'entry', 'entries')} "
+                                      f"{'was' if entries_lost == 1 else 'were'} removed")
+    elif entries_lost < 0 or runs_lost < 0:
+        kind, what = Damage.INSERTED, f"{now}: entries were inserted among them"
+    else:
+        kind, what = Damage.REWRITTEN, (f"the entries up to seq {head.last_seq} are no longer "
+                                        "the anchored ones: entries were changed, or replaced, "
+                                        "and their hashes recomputed")
+    held = f"{_count(anchor.length, 'entry', 'entries')} in {_count(anchor.runs or 0, 'run')}"
+    return Finding(None, None, kind, f"the ledger anchor taken at seq {anchor.last_seq} "
+                                     f"({held}) no longer holds: {what}")
+
+
+def _count(number: int, thing: str, things: str | None = None) -> str:
+    """``1 entry``, ``3 entries``."""
+    return f"{number} {thing if number == 1 else things or thing + 's'}"
+
+
+def _unanchored(store: Store, newest: Anchor) -> list[Finding]:
+    """Entries after the newest ledger anchor's head: nothing vouches for them yet."""
+    count, first, last, runs, one_run = store.rows(
+        "SELECT count(*), min(seq), max(seq), count(DISTINCT run_id), min(run_id) "
+        "FROM ledger_entries WHERE seq > ?", [newest.last_seq or 0])[0]
+    if not count:
+        return []
+    span = f"seq {first}" if first == last else f"seq {first}-{last}"
+    whose = f"run {one_run}" if runs == 1 else f"{runs} runs"
+    taken = f", taken {newest.taken_at}" if newest.taken_at else ""
+    return [Finding(int(first), one_run if runs == 1 else None, Damage.UNANCHORED,
+                    f"{_count(int(count), 'entry', 'entries')} ({span}, {whose}) "
+                    f"{'was' if count == 1 else 'were'} written after the newest ledger anchor "
+                    f"(seq {newest.last_seq}{taken}): no anchor covers them, so forged runs "
+                    "there could not be told from real ones; take a new ledger anchor after "
+                    "each legitimate batch of runs")]
 
 
 # --- the recipe marker ------------------------------------------------------------

@@ -20,9 +20,10 @@ from typing import Any, Protocol, TypeVar
 import pandas as pd
 
 from ..events import MeshEvent, short_text
-from .anchor import Anchor, new_anchor
+from .anchor import Anchor, new_anchor, new_ledger_anchor
 from .canonical import LEGACY_RECIPE, Recipe, marked_recipe
 from .errors import ImmutableLedgerError, LedgerError
+from .forensics import ledger_head
 from .location import default_location
 from .rows import row_event
 from .schema import ENTRY_COLUMNS, read_marker, set_marker
@@ -155,23 +156,36 @@ class ReplayLedger:
         """Recompute every hash and link; name each damaged entry and the kind of damage.
 
         ``anchor``: an `Anchor`, several, or a file written by `Anchor.save`; needed to
-        detect truncation and rewrites that recompute the whole chain. A ``run_id`` the
-        ledger has neither entries nor a record of is a LedgerError.
+        detect truncation and rewrites that recompute the whole chain. A ledger anchor
+        (``anchor()`` without a run) is compared when the whole ledger is checked. A
+        ``run_id`` the ledger has neither entries nor a record of is a LedgerError.
         """
         self.flush()
         if run_id and not self._has_run(run_id):
             raise self._no_run(run_id)
         return verify(self.store, run_id, _anchors(anchor))
 
-    def anchor(self, run_id: str) -> Anchor:
-        """The run's current length and head hash, to keep somewhere else."""
+    def anchor(self, run_id: str | None = None) -> Anchor:
+        """The run's current length and head hash, to keep somewhere else; without a run,
+        the whole ledger's head (last seq, entries, runs and their digest)."""
         self.flush()
+        if run_id is None:
+            return self._ledger_anchor()
         rows = self.store.rows("SELECT run_seq, hash, event_type FROM ledger_entries "
                                "WHERE run_id = ? ORDER BY run_seq DESC LIMIT 1", [run_id])
         if not rows:
             raise self._no_run(run_id)
         length, head, last_type = rows[0]
         return new_anchor(run_id, int(length), head, last_type == "run_complete")
+
+    def _ledger_anchor(self) -> Anchor:
+        """The ledger anchor: its head now, read in one lease of the database."""
+        with self.store.lease():
+            head = ledger_head(self.store)
+        if not head.entries:
+            raise LedgerError(f"{self.store.where} has no entries yet: there is nothing to "
+                              "anchor")
+        return new_ledger_anchor(head.last_seq, head.entries, head.runs, head.digest)
 
     def _has_run(self, run_id: str) -> bool:
         """Whether the ledger holds entries of the run or a record of it."""

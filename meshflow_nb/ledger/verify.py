@@ -6,7 +6,8 @@ columns (the canonical text of the ledger's recipe, rebuilt in SQL and hashed in
 and checks the links, order and gaps of every run, the ledger-wide sequence and each
 run's record against its entries; (2) the damaged runs alone are fetched and each finding
 is classified and described in a sentence; (3) anchors (held outside the table) catch
-what a self-consistent rewrite hides.
+what a self-consistent rewrite hides: run anchors per run, ledger anchors for the whole
+ledger up to their head (and they name the entries written after the newest one).
 
 On DuckDB the scan streams Arrow batches from a second connection in a helper thread
 while the calling thread hashes them, and does the chain, gap and record checks with
@@ -34,6 +35,7 @@ from .forensics import (
     START_EVENT,
     Finding,
     against_anchor,
+    against_ledger_anchors,
     classify_run,
     ledger_gaps,
     recipe_check,
@@ -108,9 +110,12 @@ class Scan:
 
 def verify(store: Store, run_id: str | None = None,
            anchors: Iterable[Anchor] = ()) -> VerificationResult:
-    """Check the whole ledger (or one run) and, where given, its anchors."""
+    """Check the whole ledger (or one run) and, where given, its anchors.
+
+    Ledger anchors are compared only when the whole ledger is checked.
+    """
     where, params = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
-    anchors = list(anchors)
+    anchors = [a for a in anchors if run_id is None or not a.covers_ledger]
     with store.lease():  # one connection for every pass (DuckDB closes when idle)
         recipe, problems = recipe_check(store, where, params)
         scan = scan_entries(store, where, params, recipe)
@@ -121,14 +126,21 @@ def verify(store: Store, run_id: str | None = None,
             problems += ledger_gaps(store, problems)
         if not scan.records_agree:
             problems += run_record_problems(store, where, params, suspects)
-        problems += [p for a in anchors if run_id in (None, a.run_id)
-                     for p in against_anchor(store, a)]
+        problems += _anchor_problems(store, run_id, anchors)
         incomplete = [r[0] for r in store.rows(
             f"SELECT run_id FROM ledger_runs {where} {'AND' if where else 'WHERE'} "
             "status = 'running' ORDER BY started_at", params)]
     problems.sort(key=lambda p: (p.seq is None, p.seq or 0, p.run_id or ""))
     return VerificationResult(not problems, scan.entries, scan.runs, _unique(problems),
                               incomplete, len(anchors))
+
+
+def _anchor_problems(store: Store, run_id: str | None, anchors: list[Anchor]) -> list[Finding]:
+    """Pass 3: each run anchor of a run in scope, then the ledger anchors together."""
+    problems = [p for a in anchors if not a.covers_ledger and run_id in (None, a.run_id)
+                for p in against_anchor(store, a)]
+    ledger = [a for a in anchors if a.covers_ledger]
+    return problems + (against_ledger_anchors(store, ledger) if ledger else [])
 
 
 def scan_entries(store: Store, where: str, params: list, recipe: Recipe) -> Scan:
