@@ -171,6 +171,16 @@ def test_a_new_export_says_recipe_2_and_imports_as_it_is(location, other_locatio
     assert target.verify_chain().valid and target.store.recipe is CURRENT_RECIPE
 
 
+def test_an_export_names_the_recipe_its_entries_use_even_when_the_marker_is_gone(
+        location, other_location):
+    ledger, db, (run,) = capstone(location)
+    db.sql("DROP TABLE ledger_meta")
+    assert json.loads(ledger.export_run(run))["recipe"] == 2
+    target = ReplayLedger(other_location)
+    target.import_run(ledger.export_run(run))
+    assert target.verify_chain().valid
+
+
 # --- each recipe's SQL is its Python text --------------------------------------------
 
 AWKWARD = ["a\x1fb", "\\N", "\\\\", "\\x1f", "Grüße 😀", "'quoted'", "", "tab\there"]

@@ -23,10 +23,10 @@ from ..events import MeshEvent, short_text
 from .anchor import Anchor, new_anchor, new_ledger_anchor
 from .canonical import LEGACY_RECIPE, Recipe, marked_recipe
 from .errors import ImmutableLedgerError, LedgerError
-from .forensics import ledger_head
+from .forensics import ledger_head, recipe_check
 from .location import default_location
 from .rows import row_event
-from .schema import ENTRY_COLUMNS, read_marker, set_marker
+from .schema import ENTRY_COLUMNS, set_marker
 from .stores import Store, is_read_only, open_store, redact
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
@@ -207,7 +207,7 @@ class ReplayLedger:
         run = self.store.query("SELECT * FROM ledger_runs WHERE run_id = ?", [run_id])
         return json.dumps({
             "format": EXPORT_FORMAT, "version": 1, "run_id": run_id,
-            "recipe": self._recipe().number,
+            "recipe": self._recipe(run_id).number,
             "run": _records(run)[0] if not run.empty else None,
             "entries": _records(entries),
         }, ensure_ascii=False, indent=1)
@@ -223,16 +223,17 @@ class ReplayLedger:
         if data.get("format") != EXPORT_FORMAT:
             raise LedgerError("this is not a meshflow_nb run export "
                               f"(expected format {EXPORT_FORMAT!r})")
-        recipe = self._import_recipe(data)
+        recipe, ours = self._import_recipe(data)
         self.store.import_run(data["entries"], data.get("run"))
-        if recipe is not self._recipe():
+        if recipe is not ours:
             with self.store.transaction("mark the ledger's hash recipe") as cur:
                 set_marker(cur, recipe.number)
             self.store.recipe = recipe
         return data["run_id"]
 
-    def _import_recipe(self, data: dict[str, Any]) -> Recipe:
-        """The recipe an export was hashed with, if this ledger can take it in."""
+    def _import_recipe(self, data: dict[str, Any]) -> tuple[Recipe, Recipe]:
+        """The recipe an export was hashed with, if this ledger (whose recipe comes
+        second) can take it in."""
         recipe = marked_recipe(str(data.get("recipe", LEGACY_RECIPE.number)))
         if recipe is None:
             raise LedgerError(f"cannot import run {data.get('run_id')}: its export names hash "
@@ -242,12 +243,14 @@ class ReplayLedger:
             raise LedgerError(f"cannot import run {data.get('run_id')}: it is hashed with recipe "
                               f"{recipe.number} and {self.store.where} with recipe "
                               f"{ours.number}; import it into an empty ledger")
-        return recipe
+        return recipe, ours
 
-    def _recipe(self) -> Recipe:
-        """The recipe the ledger's marker names now (the store's, if the marker is damaged)."""
-        with self.store.transaction("read the recipe marker", changes=False) as cur:
-            return marked_recipe(read_marker(cur)) or self.store.recipe
+    def _recipe(self, run_id: str | None = None) -> Recipe:
+        """The recipe the ledger's (or the run's) entries are hashed with: the one its
+        marker names, unless its first entries show another (`forensics.recipe_check`)."""
+        where, params = _where_run(run_id)
+        with self.store.lease():
+            return recipe_check(self.store, where, params)[0]
 
     def close(self) -> None:
         """Wait for what was recorded to be committed (raising as `flush` does)."""
