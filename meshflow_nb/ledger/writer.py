@@ -62,9 +62,6 @@ class Durability(StrEnum):
     EVENT = "event"
 
 
-BARRIERS = frozenset({EventType.GATE_PAUSE, EventType.RUN_COMPLETE})
-"""Events after which a run waits until the ledger has committed everything it sent."""
-
 _END = EventType.RUN_COMPLETE.value
 
 
@@ -123,7 +120,9 @@ class LedgerWriter:
         except LedgerValueError as err:
             self._refused(event, err)
             raise
-        waits = self.durability is Durability.EVENT or event.type in BARRIERS
+        kind = event.type  # a gate's pause and a run's end wait (identity: no enum hash)
+        waits = (kind is EventType.GATE_PAUSE or kind is EventType.RUN_COMPLETE
+                 or self.durability is Durability.EVENT)
         ticket = self._enqueue(row, wake_writer=not waits)
         if waits:
             self.wait(ticket, run_id=row["run_id"])
@@ -205,19 +204,20 @@ class LedgerWriter:
         """Refuse an entry of a run that lost one before it, or that does not follow the
         run's previous entry (recorded twice, or out of order); else note its position."""
         run, seq = row["run_id"], row["run_seq"]
-        loss = self._lost.get(run)
-        if loss is not None:
+        if self._lost and run in self._lost:
             self._told(run)
-            raise loss.gap_error(seq)
-        expected = self._next_seq.get(run, seq)
-        if seq != expected:
+            raise self._lost[run].gap_error(seq)
+        expected = self._next_seq.get(run)
+        if expected is not None and seq != expected:
             twice = "it would be stored twice" if seq < expected else "it is out of order"
             raise LedgerValueError(f"cannot record entry #{seq} of run {run}: the run's next "
                                    f"entry is #{expected}, so {twice}; nothing was queued for it")
         if row["event_type"] == _END:
             self._next_seq.pop(run, None)
         else:
-            _remember(self._next_seq, run, seq + 1)
+            self._next_seq[run] = seq + 1
+            if expected is None and len(self._next_seq) > RUNS_KEPT:
+                del self._next_seq[next(iter(self._next_seq))]  # the oldest run goes
 
     def _refused(self, event: MeshEvent, err: LedgerValueError) -> None:
         """The run of a refused event has a hole from it on: refuse its later entries."""
@@ -281,6 +281,9 @@ class LedgerWriter:
         except BaseException:  # interrupted: what is not committed stays queued
             self._settle(batch, committed)
             raise
+        if not failing:
+            self._settle(batch, committed)
+            return
         reason = f"{error} (given up after {_count(attempts, 'attempt')} in " \
                  f"{time.monotonic() - began:.1f} s)"
         self._settle(batch, committed, [p for part in failing for p in part], reason, error)
