@@ -108,6 +108,7 @@ class LedgerWriter:
         self._lost: dict[str, Loss] = {}
         self._unreported: list[Loss] = []  # failed writes nobody has been told of yet
         self._closing = False
+        self._warmed_for = 0  # the first ticket of the batch the store was readied for
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._loop, name="meshflow-ledger", daemon=True)
         self._thread.start()
@@ -233,16 +234,23 @@ class LedgerWriter:
 
     def _loop(self) -> None:
         while (batch := self._next_batch()) is not None:
-            self._write(batch)
+            if batch:
+                self._write(batch)
+            else:
+                self.store.warm()
 
     def _next_batch(self) -> list[Pending] | None:
-        """Claim everything queued once it is due (None when closing with nothing left)."""
+        """Claim everything queued once it is due (None when closing with nothing left;
+        an empty batch first, for each new batch: open the store while it gathers)."""
         with self._cond:
             while True:
                 if self._pending and not self._busy:
                     left = self._linger_left()
                     if left <= 0:
                         return self._claim()
+                    if self._warmed_for != self._pending[0][0]:
+                        self._warmed_for = self._pending[0][0]
+                        return []
                     self._cond.wait(left)
                 elif self._closing and not self._pending:
                     return None

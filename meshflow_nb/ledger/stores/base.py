@@ -63,6 +63,11 @@ class Store(ABC):
         yield
 
     @abstractmethod
+    def warm(self) -> None:
+        """Get ready for a commit soon, never raising: the writer calls it while a batch
+        gathers, so that opening the database is not what the run waits for."""
+
+    @abstractmethod
     def _begin(self, changes: bool = True) -> AbstractContextManager[Any]:
         """A driver transaction (committed, or rolled back on error), yielding a cursor;
         ``changes`` is False when it leaves remembered ledger positions valid."""

@@ -114,6 +114,13 @@ class DuckDBStore(Store):
                 self._leases -= 1
                 self._close_if_idle()
 
+    def warm(self) -> None:
+        """Open the file now if it is closed (it then closes when idle, as after any use);
+        a failure is left to the commit, which reports it."""
+        if self._con is None:
+            with suppress(LedgerError), self.failing("open the file"), self.lease():
+                pass
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         with self.failing(running(sql)), self.lease(), self._lock:
             if not is_read_only(sql):

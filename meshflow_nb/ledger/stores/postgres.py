@@ -90,6 +90,10 @@ class PostgresStore(Store):
         with self.failing("close the connection"):
             self._con.close()
 
+    def warm(self) -> None:
+        """Nothing to do: the connection is made when the store opens (and again by the
+        next write if the server dropped it)."""
+
     def _lock_ledger(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(?)", [self._APPEND_LOCK])
 
