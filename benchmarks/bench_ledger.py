@@ -407,8 +407,11 @@ def capstone(ledger: ReplayLedger | None = None) -> Callable[[], Any]:
 
 
 def check_run(result: Any) -> None:
-    if not (result.ok and len(result.events) == CAPSTONE_EVENTS):
-        raise AssertionError(f"the capstone run did not complete: {result!r}")
+    """Fail unless the run completed and the ledger took every event: a ledger that
+    refused or lost entries must not pass for a fast one."""
+    if not (result.ok and len(result.events) == CAPSTONE_EVENTS and not result.unrecorded):
+        raise AssertionError(f"the capstone run did not complete and record: {result!r} "
+                             f"({result.recording_error})")
 
 
 def measure_overhead(workdir: Path) -> dict[str, Any]:
