@@ -264,25 +264,25 @@ class _Records:
 
     def copies_agree(self) -> bool:
         """True only if every copied field is sure to match (`_copies_sql`): no record
-        disagrees, and each policy text is the one the writer makes of its payload's."""
+        disagrees, and each policy is written as the writer writes JSON text."""
         if self.copies is None:
             return False
         disagreeing, policies = self.copies
-        return not disagreeing and all(_same_policy(*pair) for pair in policies or [])
+        return not disagreeing and all(_as_written(text) for text in policies or [])
 
 
-def _same_policy(recorded: str, payload_policy: str | None) -> bool:
-    """Whether a record's policy is the writer's JSON text of its run_start's policy."""
+def _as_written(policy: str) -> bool:
+    """Whether a record's policy is the writer's JSON text of the value it holds (the SQL
+    found it equal, as JSON, to its run_start's policy: together, the writer's text of it)."""
     try:
-        return payload_policy is not None and to_json_text(json.loads(payload_policy)) == recorded
+        return to_json_text(json.loads(policy)) == policy
     except ValueError:
         return False
 
 
 def _copies_sql(where: str, params: list) -> tuple[str, list]:
     """DuckDB SQL, and its parameters: how many records disagree with the fields their
-    entries fix, and the distinct (record policy, run_start policy) pairs left to
-    `_same_policy`.
+    entries fix, and the distinct record policies left to `_as_written`.
 
     It mirrors `forensics.run_record_problems` (workflow, task, policy, started_at from
     the run_start entry; status and ended_at from the run_complete entry; a record for
@@ -290,7 +290,8 @@ def _copies_sql(where: str, params: list) -> tuple[str, list]:
     (a payload that is not a JSON object, a value that is not text, a second run_start)
     counts as a disagreement, and that function then names what is wrong. Entries are
     joined to records row by row (a join after a GROUP BY costs DuckDB three times as
-    much), and each payload is parsed once.
+    much), and each payload is parsed once. A policy is compared as JSON (both sides as
+    DuckDB writes JSON); that its text is also the writer's is `_as_written`'s to say.
     """
     scope = where.replace("WHERE", "AND")
     opening = "try(json_extract_string(payload, ['$.workflow', '$.task', '$.policy']))"
@@ -301,18 +302,19 @@ def _copies_sql(where: str, params: list) -> tuple[str, list]:
                    FROM ledger_entries WHERE event_type = '{END_EVENT}' {scope}),
              r AS (SELECT * FROM ledger_runs {where}),
              checked AS (
-            SELECT r.policy, s.f[3] AS opening_policy,
+            SELECT r.policy,
                    r.run_id IS NOT NULL
                    AND (s.run_id IS NULL OR (r.started_at IS NOT DISTINCT FROM s.ts
                         AND r.workflow IS NOT DISTINCT FROM s.f[1]
                         AND r.task IS NOT DISTINCT FROM s.f[2]
-                        AND (r.policy IS NOT NULL OR s.f[3] IS NULL)))
+                        AND (CASE WHEN r.policy IS NULL THEN s.f[3] IS NULL
+                             ELSE CAST(try(json(r.policy)) AS VARCHAR) = s.f[3] END)))
                    AND CASE WHEN e.run_id IS NULL THEN r.status = 'running' AND r.ended_at IS NULL
                             ELSE r.ended_at IS NOT DISTINCT FROM e.ts
                                  AND r.status = coalesce(e.status, 'running') END AS agree
             FROM r FULL JOIN s ON s.run_id = r.run_id LEFT JOIN e ON e.run_id = r.run_id)
         SELECT count(*) FILTER (WHERE NOT coalesce(agree, false)),
-               list(DISTINCT [policy, opening_policy]) FILTER (WHERE policy IS NOT NULL)
+               list(DISTINCT policy) FILTER (WHERE policy IS NOT NULL)
         FROM checked""", params * 3  # s, e and r are each scoped
 
 
