@@ -18,7 +18,14 @@ from .errors import ConfigError, MeshflowError, UnknownNodeError
 from .events import EventType, MeshEvent
 from .hitl.local import fixed_approver
 from .hitl.requests import ApprovalConfigError, ApprovalError, Decision, GateRequest
-from .ledger.errors import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
+from .ledger.errors import (
+    ImmutableLedgerError,
+    LedgerBusyError,
+    LedgerError,
+    LedgerGapError,
+    LedgerValueError,
+    LedgerWriteError,
+)
 from .model.conditions import ConditionError, ConditionEvalError, ConditionSyntaxError
 from .model.graph import Edge, HumanGate, Node
 from .model.preflight import PreflightReport, Problem
@@ -34,7 +41,8 @@ __all__ = [
     "CircuitOpenError", "ConditionError", "ConditionEvalError", "ConditionSyntaxError",
     "ConfigError", "Decision", "Edge", "EventType", "GateRequest", "HumanGate",
     "HumanInLoopConfig", "ImmutableLedgerError", "LedgerBusyError", "LedgerError",
-    "LedgerWriteError", "MeshEvent", "MeshflowError", "Node", "NodeContext", "NodeRun",
+    "LedgerGapError", "LedgerValueError", "LedgerWriteError", "MeshEvent", "MeshflowError",
+    "Node", "NodeContext", "NodeRun",
     "Policy", "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role",
     "RunHandle", "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
     "WorkflowDefinition", "__version__", "fixed_approver", "run_and_print",

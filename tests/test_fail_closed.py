@@ -51,7 +51,7 @@ class FaultyLedger:
             raise LedgerWriteError("no space left on device")
         self.events.append(event)
 
-    def flush(self) -> None:
+    def flush(self, *, run_id: str) -> None:
         if not self.commits:
             raise LedgerWriteError("the batch could not be committed: disk I/O error")
 

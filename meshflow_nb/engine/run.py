@@ -255,7 +255,7 @@ class Run:
                 and node.risk_tier >= RiskTier.EXTERNAL_IO):
             return
         try:
-            self.ledger.flush()
+            self.ledger.flush(run_id=self.run_id)
         except MeshflowError as err:
             self._unrecorded(f"before {node.id}: {err}")
             raise PolicyStop(RunStatus.AUDIT_FAILED, str(err), node_status="refused") from err

@@ -9,7 +9,14 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import ImmutableLedgerError, LedgerBusyError, LedgerError, LedgerWriteError
+from .errors import (
+    ImmutableLedgerError,
+    LedgerBusyError,
+    LedgerError,
+    LedgerGapError,
+    LedgerValueError,
+    LedgerWriteError,
+)
 from .location import DEFAULT_LEDGER, default_location
 
 _LAZY = {
@@ -20,8 +27,8 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_LEDGER", "GENESIS", "Anchor", "Damage", "Durability", "Finding",
-    "ImmutableLedgerError", "LedgerBusyError", "LedgerError", "LedgerWriteError",
-    "ReplayLedger", "VerificationResult", "default_location", "save_anchors",
+    "ImmutableLedgerError", "LedgerBusyError", "LedgerError", "LedgerGapError", "LedgerValueError",
+    "LedgerWriteError", "ReplayLedger", "VerificationResult", "default_location", "save_anchors",
 ]
 
 def __getattr__(name: str) -> Any:
