@@ -221,6 +221,45 @@ def test_a_write_hidden_after_a_select_still_refreshes_the_ledgers_positions(tmp
     assert (low, count) == (1, high)
 
 
+OPENER = textwrap.dedent("""
+    import sys
+    import duckdb  # loaded before the start, so that the processes open the file together
+    from meshflow_nb.ledger import ReplayLedger
+
+    print("ready", flush=True)
+    sys.stdin.readline()
+    print(len(ReplayLedger(sys.argv[1]).runs()), flush=True)
+""")
+
+
+def start_together(script: str, processes: int, *args: str) -> list[str]:
+    """Start ``processes`` copies of ``script``, release them at once, return their output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MESHFLOW_LEDGER_WAIT_S": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, *args],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(processes)]
+    try:
+        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * processes
+        for proc in procs:
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert [p.returncode for p in procs] == [0] * processes
+    return outputs
+
+
+def test_processes_opening_a_new_file_at_once_all_get_the_ledger(tmp_path):
+    """One process used to find the file another was creating half written, "not a valid
+    DuckDB database file"; a new file now appears whole or not at all."""
+    for attempt in range(2):
+        path = tmp_path / f"new{attempt}.duckdb"
+        assert start_together(OPENER, 6, str(path)) == ["0\n"] * 6
+        assert [p.name for p in tmp_path.iterdir() if ".new" in p.name] == []  # no drafts left
+
+
 CONTENDER = textwrap.dedent("""
     import json, sys
     from meshflow_nb.ledger import ReplayLedger
@@ -242,20 +281,7 @@ def test_processes_writing_one_file_at_once_lose_no_entry(tmp_path):
     turns, so nobody waits a whole second (the wait set here) and every entry is stored.
     Holding the file through a process's whole series of runs made the others give up."""
     path, processes, runs = tmp_path / "contended.duckdb", 4, 10
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MESHFLOW_LEDGER_WAIT_S": "1"}
-    procs = [subprocess.Popen([sys.executable, "-c", CONTENDER, str(path), str(runs)],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(processes)]
-    try:
-        assert [p.stdout.readline().strip() for p in procs] == ["ready"] * processes
-        for proc in procs:
-            proc.stdin.write("go\n")
-            proc.stdin.flush()
-        outputs = [proc.communicate(timeout=120)[0] for proc in procs]
-    finally:
-        for proc in procs:
-            proc.kill()
-    assert [p.returncode for p in procs] == [0] * processes
+    outputs = start_together(CONTENDER, processes, str(path), str(runs))
     results = [json.loads(line) for out in outputs for line in out.splitlines()]
     assert len(results) == processes * runs
     assert [r for r in results if r[1]] == []  # nothing refused or lost, with the reason

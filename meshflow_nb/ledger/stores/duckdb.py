@@ -37,6 +37,7 @@ except ImportError:  # no flock (Windows): processes still take turns, just less
 
 from ...events import EventType
 from ..errors import LedgerBusyError, LedgerError
+from ..location import is_file_location
 from ..rows import Row
 from ..schema import ENTRY_COLUMNS
 from .base import ENTRY_NAMES, Store, appending, continuing, is_read_only, reason, running
@@ -269,6 +270,8 @@ class DuckDBStore(Store):
         import duckdb
 
         try:
+            if is_file_location(self.location) and not os.path.exists(self.location):
+                _create_whole(self.location)
             return duckdb.connect(self.location)
         except duckdb.Error as err:
             if not _LOCKED.search(str(err)):
@@ -387,6 +390,25 @@ class Turns:
             return os.fstat(self.fd).st_mtime_ns
         except OSError:
             return None
+
+
+def _create_whole(path: str) -> None:
+    """Make a new DuckDB file under a private name and link it into place, so that a
+    process opening ``path`` never sees the header half written (two processes starting
+    on a new file at once); whoever links first wins, the others open theirs."""
+    import duckdb
+
+    draft = f"{path}.{os.getpid()}.{threading.get_ident()}.new"
+    try:
+        duckdb.connect(draft).close()
+        with suppress(FileExistsError):
+            os.link(draft, path)
+    except (OSError, duckdb.Error):
+        pass  # no hard links or no draft here: DuckDB makes the file, or says why not
+    finally:
+        for leftover in (draft, draft + ".wal"):
+            with suppress(OSError):
+                os.remove(leftover)
 
 
 def arrow_schema() -> Any:
