@@ -41,7 +41,7 @@ class Recorder(Protocol):
 
     def verify_chain(self) -> Verification: ...
 
-    def seal(self, run_id: str) -> Verification: ...
+    def seal(self) -> Verification: ...
 
 
 def audit_required(policy: Policy | None) -> bool:
@@ -49,11 +49,11 @@ def audit_required(policy: Policy | None) -> bool:
     return policy is not None and bool(policy.immutable_audit)
 
 
-def audit_damage(ledger: Recorder, run_id: str, *, seal: bool) -> str | None:
+def audit_damage(ledger: Recorder, *, seal: bool) -> str | None:
     """None when the ledger verifies, else the verifier's report (or why it could not
     verify). With ``seal``, the ledger also stops accepting changes (a run starting)."""
     try:
-        check = ledger.seal(run_id) if seal else ledger.verify_chain()
+        check = ledger.seal() if seal else ledger.verify_chain()
     except MeshflowError as err:
         return f"the ledger could not be verified: {err}"
     return None if check.valid else check.report()
@@ -89,7 +89,7 @@ def preflight(definition: Blueprint, policy: Policy | None, *, ledger: Recorder 
               approver: Approver | None = None) -> PreflightReport:
     """Every problem of ``definition`` under ``policy``, without running or changing
     anything (what ``WorkflowDefinition.preflight`` returns)."""
-    damage = audit_damage(ledger, "", seal=False) \
+    damage = audit_damage(ledger, seal=False) \
         if audit_required(policy) and ledger is not None else None
     report = check_run(definition, policy, ledger=ledger, damage=damage)
     report.problems.extend(choose_approver(definition, policy, approver)[1])

@@ -159,7 +159,7 @@ class Run:
         """Under immutable audit, verify and seal the ledger before its first entry."""
         if self.ledger is None or not audit_required(self.policy):
             return None
-        return audit_damage(self.ledger, self.run_id, seal=True)
+        return audit_damage(self.ledger, seal=True)
 
     def cancel(self) -> None:
         """Stop starting nodes and cancel the ones running (thread-safe via the loop)."""

@@ -84,10 +84,9 @@ class ReplayLedger:
                 f"verification:\n{self._sealed_damage}")
         self.writer(event)
 
-    def seal(self, run_id: str | None = None) -> VerificationResult:
+    def seal(self) -> VerificationResult:
         """Immutable audit: no writes through `sql`, PostgreSQL triggers on, and no more
-        appends at all if the ledger already fails verification. Returns the check.
-        ``run_id`` names the run about to start (kept for the caller's log)."""
+        appends at all if the ledger already fails verification. Returns the check."""
         self.immutable = True
         self.store.make_immutable()
         check = self.verify_chain()
