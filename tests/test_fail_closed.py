@@ -58,7 +58,7 @@ class FaultyLedger:
     def verify_chain(self):
         return type("Check", (), {"valid": True, "report": lambda self: ""})()
 
-    seal = lambda self, run_id: self.verify_chain()  # noqa: E731
+    seal = verify_chain
 
 
 def publishing(ran: list[str], policy: Policy | None = AUDITED) -> WorkflowDefinition:
