@@ -47,6 +47,9 @@ def test_the_course_tamper_is_named_on_postgres_too(postgres_db):
     "UPDATE ledger_entries SET output = '{}' WHERE seq = 2",
     "DELETE FROM ledger_entries WHERE seq = 2",
     "TRUNCATE ledger_entries",
+    "UPDATE ledger_meta SET value = '1'",
+    "DELETE FROM ledger_meta",
+    "TRUNCATE ledger_meta",
 ])
 def test_immutable_audit_makes_postgres_reject_changes(postgres_db, statement):
     ledger = ReplayLedger(postgres_db, immutable=True)

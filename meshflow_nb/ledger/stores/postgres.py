@@ -28,6 +28,10 @@ END $$ LANGUAGE plpgsql
 """
 
 
+_SEALED_TABLES = ("ledger_entries", "ledger_meta")
+"""The tables immutable audit closes to changes: the entries and the recipe marker."""
+
+
 class PostgresStore(Store):
     """A PostgreSQL database reached by a ``postgresql://`` URI (psycopg 3)."""
 
@@ -104,7 +108,8 @@ class PostgresStore(Store):
                 copy.write_row([row[n] for n in ENTRY_NAMES])
 
     def make_immutable(self) -> None:
-        """Install triggers that reject UPDATE, DELETE and TRUNCATE on the entries.
+        """Install triggers that reject UPDATE, DELETE and TRUNCATE on the entries and on
+        the recipe marker (the run records are updated as runs end, so they stay open).
 
         Idempotent, and never undone by the toolkit: opening the ledger without
         immutable audit must not weaken a database another process sealed.
@@ -112,14 +117,13 @@ class PostgresStore(Store):
         with self.transaction("install the immutability triggers") as cur:
             self._lock_ledger(cur)
             cur.execute(_IMMUTABLE_FUNCTION)
-            cur.execute("DROP TRIGGER IF EXISTS ledger_entries_immutable ON ledger_entries")
-            cur.execute("DROP TRIGGER IF EXISTS ledger_entries_no_truncate ON ledger_entries")
-            cur.execute("CREATE TRIGGER ledger_entries_immutable BEFORE UPDATE OR DELETE "
-                        "ON ledger_entries FOR EACH ROW EXECUTE FUNCTION "
-                        "meshflow_reject_change()")
-            cur.execute("CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE "
-                        "ON ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION "
-                        "meshflow_reject_change()")
+            for table in _SEALED_TABLES:
+                cur.execute(f"DROP TRIGGER IF EXISTS {table}_immutable ON {table}")
+                cur.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
+                cur.execute(f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE "
+                            f"ON {table} FOR EACH ROW EXECUTE FUNCTION meshflow_reject_change()")
+                cur.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                            "FOR EACH STATEMENT EXECUTE FUNCTION meshflow_reject_change()")
 
 
 class _QmarkCursor:
