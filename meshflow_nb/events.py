@@ -128,6 +128,11 @@ def short_text(value: Any, limit: int = SHORT_CHARS) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 entry``, ``2 entries``: the count and its noun (``nouns``, else ``noun + 's'``)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def headline(payload: Mapping[str, Any], skip: Collection[str] = ()) -> list[tuple[str, Any]]:
     """The payload items worth a glance, in order: short values whose key is not in ``skip``.
 

@@ -21,7 +21,7 @@ from .engine.preflight import Recorder, preflight
 from .engine.results import RunResult
 from .engine.run import Run
 from .errors import ConfigError, UnknownNodeError, shown
-from .events import EventBus, MeshEvent, Subscriber
+from .events import EventBus, MeshEvent, Subscriber, plural
 from .hitl.requests import Approver
 from .model.graph import Agent, Edge, Node
 from .model.preflight import PreflightReport
@@ -141,8 +141,8 @@ class WorkflowDefinition:
                    approver=approver, bus=EventBus(subscribers), builder=self.builder)
 
     def __repr__(self) -> str:
-        return (f"<WorkflowDefinition {self.name!r}: {len(self.nodes)} nodes, "
-                f"{len(self.edges)} edges>")
+        return (f"<WorkflowDefinition {self.name!r}: {plural(len(self.nodes), 'node')}, "
+                f"{plural(len(self.edges), 'edge')}>")
 
 
 def _policy(value: Any, argument: str) -> Policy | None:

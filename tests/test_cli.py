@@ -42,7 +42,7 @@ def test_standard_mode_prints_each_node_and_a_summary():
     assert done.count("writer") == 2
     assert "completed" in proc.stdout and "loop" in proc.stdout
     assert "Final output:" in proc.stdout
-    assert "Ledger chain VALID: 23 entries in 1 runs checked." in proc.stdout
+    assert "Ledger chain VALID: 23 entries in 1 run checked." in proc.stdout
 
 
 def test_stream_mode_prints_one_json_event_per_line():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..events import EventType, MeshEvent
+from ..events import EventType, MeshEvent, plural
 from ..hitl.requests import Decision
 from ..model.preflight import PreflightReport
 from ..model.status import RunStatus
@@ -95,7 +95,7 @@ class RunResult:
         ]
         lines += [f"  gate {d.node_id}: {d.describe()}" for d in self.decisions]
         if self.unrecorded:
-            lines.append(f"  ledger: {_count(self.unrecorded, 'event')} not recorded "
+            lines.append(f"  ledger: {plural(self.unrecorded, 'event')} not recorded "
                          f"({self.recording_error})")
         governance = self._governance_lines()
         if governance:
@@ -125,8 +125,3 @@ class RunResult:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
         printer.text(self.summary())
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 event``, ``2 events``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

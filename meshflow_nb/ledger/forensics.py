@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from ..events import short_text
+from ..events import plural, short_text
 from .anchor import Anchor
 from .canonical import CURRENT_RECIPE, HASHED_COLUMNS, RECIPES, Recipe, ledger_digest, marked_recipe
 from .errors import LedgerError
@@ -292,7 +292,7 @@ def _swap_problem(a: _Entry, b: _Entry) -> Finding:
 def _renumbered(store: Store, run_id: str, moved: list[_Entry]) -> Finding:
     first, last = min(e.seq for e in moved), max(e.seq for e in moved)
     shifts = {(e.seq - e.oseq, e.run_seq - e.orun) for e in moved}
-    count = f"{len(moved)} entries" if len(moved) > 1 else "1 entry"
+    count = plural(len(moved), "entry", "entries")
     were = "were" if len(moved) > 1 else "was"
     if len(shifts) == 1:
         ds, dr = next(iter(shifts))
@@ -484,7 +484,7 @@ def _truncated_by_record(store: Store, run_id: str, last_seq: int, last: int,
     lost = f"the last {removed} entries were" if removed > 1 else "its last entry was"
     return Finding(_first_removed(store, last_seq), run_id, Damage.TRUNCATED,
                    f"run {run_id} ends at position {last} (seq {last_seq}) but its record counts "
-                   f"{recorded} entries: {lost} removed")
+                   f"{plural(recorded, 'entry', 'entries')}: {lost} removed")
 
 
 def _ended_without_end(store: Store, run_id: str, status: str, last_seq: int) -> Finding:
@@ -697,7 +697,8 @@ def _record_without_entries(record: _Record, removed: dict[str, tuple[int, int]]
     if record.run in removed:
         return _run_removed_at(record.run, removed[record.run])
     return Finding(None, record.run, Damage.RUN_REMOVED,
-                   f"run {record.run} is recorded ({record.recorded} entries, "
+                   f"run {record.run} is recorded "
+                   f"({plural(record.recorded, 'entry', 'entries')}, "
                    f"{record.status}) but all its entries are gone")
 
 
@@ -713,7 +714,8 @@ def _length_problem(store: Store, record: _Record) -> Finding | None:
         seq, what = _entry_after(store, run, recorded)
         return Finding(seq, run, Damage.INSERTED,
                        f"the {what} at seq {seq} (position {recorded + 1} of run {run}) was "
-                       f"added after the run's record, which counts {recorded} entries, was "
+                       f"added after the run's record, which counts "
+                       f"{plural(recorded, 'entry', 'entries')}, was "
                        "last written")
     if record.head is not None and record.hash_at_end != record.head:
         seq = record.seq_at_end
@@ -783,7 +785,7 @@ def _record_deleted(store: Store, run: str, start: _Copied) -> Finding:
                                     "WHERE run_id = ?", [run])[0]
     span = f"seq {first}" if first == last else f"seq {first}-{last}"
     return Finding(None, run, Damage.RECORD_DELETED,
-                   f"run {run} has {count} {'entry' if count == 1 else 'entries'} ({span}, "
+                   f"run {run} has {plural(count, 'entry', 'entries')} ({span}, "
                    f"its {START_EVENT} at seq {start.seq}) but no record in ledger_runs: its "
                    "record was deleted")
 
@@ -811,7 +813,8 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
         "ORDER BY run_seq, seq", [run])]
     if not rows:
         return [Finding(None, run, Damage.RUN_REMOVED,
-                        f"the anchor records run {run} with {anchor.length} entries, but the "
+                        f"the anchor records run {run} with "
+                        f"{plural(anchor.length, 'entry', 'entries')}, but the "
                         "ledger has none of them: the whole run was removed")]
     found = [r for r in rows if r[3] == anchor.head_hash]
     if found:
@@ -821,7 +824,8 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
         if not later:
             return []
         return [Finding(later[0][0], run, Damage.INSERTED,
-                        f"run {run} was complete with {anchor.length} entries when it was "
+                        f"run {run} was complete with "
+                        f"{plural(anchor.length, 'entry', 'entries')} when it was "
                         f"anchored; {len(later)} "
                         f"{'entries were' if len(later) > 1 else 'entry was'} added after it, "
                         f"from seq {later[0][0]}")]
@@ -830,11 +834,12 @@ def against_anchor(store: Store, anchor: Anchor) -> list[Finding]:
         removed = anchor.length - length
         return [Finding(_first_removed(store, last_seq), run, Damage.TRUNCATED,
                         f"run {run} ends at position {length} (seq {last_seq}) but its anchor "
-                        f"recorded {anchor.length} entries: the last "
+                        f"recorded {plural(anchor.length, 'entry', 'entries')}: the last "
                         + (f"{removed} entries were" if removed > 1 else "entry was")
                         + " removed")]
     if length < anchor.length:
-        change = (f"has {length} entries where its anchor recorded {anchor.length}, yet it "
+        change = (f"has {plural(length, 'entry', 'entries')} where its anchor recorded "
+                  f"{anchor.length}, yet it "
                   f"still ends with {END_EVENT} and its chain is consistent: entries were "
                   "deleted from inside it and the rest renumbered and re-hashed")
     else:
@@ -906,15 +911,15 @@ def _ledger_change(anchor: Anchor, head: LedgerHead) -> Finding:
     anchors) say where.
     """
     runs_lost, entries_lost = (anchor.runs or 0) - head.runs, anchor.length - head.entries
-    now = (f"{_count(head.entries, 'entry', 'entries')} in {_count(head.runs, 'run')} lie up "
+    now = (f"{plural(head.entries, 'entry', 'entries')} in {plural(head.runs, 'run')} lie up "
            f"to seq {head.last_seq}")
     if head.top < head.last_seq:
         now += f" (the ledger now ends at seq {head.top})"
     if runs_lost > 0:
-        kind, what = Damage.RUN_REMOVED, (f"{now}: {_count(runs_lost, 'whole run')} "
+        kind, what = Damage.RUN_REMOVED, (f"{now}: {plural(runs_lost, 'whole run')} "
                                           f"{'was' if runs_lost == 1 else 'were'} removed")
     elif entries_lost > 0:
-        kind, what = Damage.DELETED, (f"{now}: {_count(entries_lost, 'entry', 'entries')} "
+        kind, what = Damage.DELETED, (f"{now}: {plural(entries_lost, 'entry', 'entries')} "
                                       f"{'was' if entries_lost == 1 else 'were'} removed")
     elif entries_lost < 0 or runs_lost < 0:
         kind, what = Damage.INSERTED, f"{now}: entries were inserted among them"
@@ -922,14 +927,9 @@ def _ledger_change(anchor: Anchor, head: LedgerHead) -> Finding:
         kind, what = Damage.REWRITTEN, (f"the entries up to seq {head.last_seq} are no longer "
                                         "the anchored ones: entries were changed, or replaced, "
                                         "and their hashes recomputed")
-    held = f"{_count(anchor.length, 'entry', 'entries')} in {_count(anchor.runs or 0, 'run')}"
+    held = f"{plural(anchor.length, 'entry', 'entries')} in {plural(anchor.runs or 0, 'run')}"
     return Finding(None, None, kind, f"the ledger anchor taken at seq {anchor.last_seq} "
                                      f"({held}) no longer holds: {what}")
-
-
-def _count(number: int, thing: str, things: str | None = None) -> str:
-    """``1 entry``, ``3 entries``."""
-    return f"{number} {thing if number == 1 else things or thing + 's'}"
 
 
 def _unanchored(store: Store, newest: Anchor) -> list[Finding]:
@@ -943,7 +943,7 @@ def _unanchored(store: Store, newest: Anchor) -> list[Finding]:
     whose = f"run {one_run}" if runs == 1 else f"{runs} runs"
     taken = f", taken {newest.taken_at}" if newest.taken_at else ""
     return [Finding(int(first), one_run if runs == 1 else None, Damage.UNANCHORED,
-                    f"{_count(int(count), 'entry', 'entries')} ({span}, {whose}) "
+                    f"{plural(int(count), 'entry', 'entries')} ({span}, {whose}) "
                     f"{'was' if count == 1 else 'were'} written after the newest ledger anchor "
                     f"(seq {newest.last_seq}{taken}): no anchor covers them, so forged runs "
                     "there could not be told from real ones; take a new ledger anchor after "

@@ -28,6 +28,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..events import plural
 from .anchor import Anchor
 from .canonical import HEX_WIDTH, Recipe, digests, entry_hash
 from .forensics import (
@@ -70,10 +71,10 @@ class VerificationResult:
 
     def report(self) -> str:
         verdict = "VALID" if self.valid else "DAMAGED"
-        lines = [f"Ledger chain {verdict}: {self.entries_checked} entries in "
-                 f"{self.runs_checked} runs checked"
-                 + (f", {self.anchors_checked} anchors compared" if self.anchors_checked else "")
-                 + "."]
+        compared = f", {plural(self.anchors_checked, 'anchor')} compared" \
+            if self.anchors_checked else ""
+        lines = [f"Ledger chain {verdict}: {plural(self.entries_checked, 'entry', 'entries')} "
+                 f"in {plural(self.runs_checked, 'run')} checked{compared}."]
         lines += [f"  - {p}" for p in self.problems]
         if self.incomplete_runs:
             lines.append(f"  Incomplete (never finished, not damage): "

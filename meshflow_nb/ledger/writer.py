@@ -35,7 +35,7 @@ import weakref
 from dataclasses import dataclass
 from enum import StrEnum
 
-from ..events import EventType, MeshEvent
+from ..events import EventType, MeshEvent, plural
 from .errors import LedgerBusyError, LedgerGapError, LedgerValueError, LedgerWriteError
 from .rows import Row, event_row
 from .stores import Store
@@ -76,7 +76,7 @@ class Loss:
 
     def write_error(self, others: int = 0) -> LedgerWriteError:
         """What a waiter or `flush` raises (``others``: more runs that lost entries)."""
-        also = (f"; {_count(others, 'other run')} lost entries too (flush(run_id=...) "
+        also = (f"; {plural(others, 'other run')} lost entries too (flush(run_id=...) "
                 "says which)") if others else ""
         error = LedgerWriteError(f"run {self.run_id} lost its entries from #{self.first} "
                                  f"on: {self.reason}{also}")
@@ -292,7 +292,7 @@ class LedgerWriter:
         if not failing:
             self._settle(batch, committed)
             return
-        reason = f"{error} (given up after {_count(attempts, 'attempt')} in " \
+        reason = f"{error} (given up after {plural(attempts, 'attempt')} in " \
                  f"{time.monotonic() - began:.1f} s)"
         self._settle(batch, committed, [p for part in failing for p in part], reason, error)
 
@@ -390,8 +390,3 @@ def close_all_writers() -> None:
     """Commit every queued event and stop the writer threads (used at exit)."""
     for writer in list(_open_writers):
         writer.close()
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 attempt``, ``5 attempts``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..events import plural
 from .conditions import ConditionSyntaxError, parse_condition
 from .graph import Blueprint, Edge, Node, Topology
 
@@ -56,8 +57,8 @@ class PreflightReport:
             return f"Pre-flight passed for workflow '{self.workflow}': no problems found."
         count = len(self.problems)
         head = (
-            f"Pre-flight rejected workflow '{self.workflow}': {count} "
-            f"problem{'s' if count > 1 else ''}. No node was run."
+            f"Pre-flight rejected workflow '{self.workflow}': {plural(count, 'problem')}. "
+            "No node was run."
         )
         return "\n".join([head, *(f"  {i}. {p}" for i, p in enumerate(self.problems, 1))])
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 
-from ...events import EventType
+from ...events import EventType, plural
 from ..canonical import CURRENT_RECIPE, Recipe, marked_recipe
 from ..errors import LedgerError
 from ..rows import RUN_FIELDS, Row, chain_rows
@@ -314,7 +314,7 @@ def running(sql: str) -> str:
 
 def appending(batch: list[Row]) -> str:
     """The action of appending ``batch``, for an error message."""
-    return f"append {len(batch)} {'entry' if len(batch) == 1 else 'entries'}"
+    return f"append {plural(len(batch), 'entry', 'entries')}"
 
 
 def reason(err: BaseException) -> str:
