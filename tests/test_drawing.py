@@ -13,6 +13,7 @@ from meshflow_nb.model.graph import Node
 from meshflow_nb.model.roles import Role
 from meshflow_nb.notebook.drawing import (
     STATE_FILLS,
+    STATE_TEXT,
     GraphvizNotInstalled,
     NodeView,
     render_svg,
@@ -143,7 +144,26 @@ def test_rejected_run_stops_at_the_gate():
     assert view.states["publisher"].state == "pending"
     assert view.totals["status"] == "rejected_at_gate"
     assert any("reviewer=dana" in r["detail"] for r in view.rows)
-    assert fills(view.svg())["hitl_gate"] == STATE_FILLS["rejected"]
+    gate = svg_nodes(view.svg())["hitl_gate"]
+    assert outline(gate).get("fill") == STATE_FILLS["rejected"]
+    labels = list(gate.iter(f"{SVG}text"))
+    assert labels and {t.get("fill") for t in labels} == {STATE_TEXT["rejected"]}  # white
+
+
+@pytest.mark.parametrize(("approve", "final"), [(True, "completed"), (False, "rejected_at_gate")])
+def test_a_paused_gate_reads_waiting_for_a_decision(approve, final):
+    wf = capstone()
+    events = wf.run("t", approver=fixed_approver(approve, "dana")).events
+    pause = next(i for i, e in enumerate(events) if e.type is EventType.GATE_PAUSE)
+    view = replay(wf, events[: pause + 1])
+    assert view.waiting == ["hitl_gate"] and view.totals["status"] == "running"
+    assert view.status_text() == "waiting for a decision on hitl_gate"
+    assert "status waiting for a decision on hitl_gate" in view.text()
+    view.apply(events[pause + 1])  # gate_resume / gate_reject
+    assert view.waiting == [] and view.status_text() == "running"
+    for event in events[pause + 2:]:
+        view.apply(event)
+    assert view.status_text() == final
 
 
 def test_loop_iteration_resets_its_body_to_pending():

@@ -4,7 +4,9 @@ text) but without a browser: the live view, the approval panel, the ledger explo
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
 import duckdb
@@ -21,9 +23,10 @@ from meshflow_nb import (
     WorkflowDefinition,
 )
 from meshflow_nb.notebook import ApprovalPanel, LedgerExplorer, LiveView, run_live
-from meshflow_nb.notebook.drawing import STATE_FILLS
+from meshflow_nb.notebook.drawing import STATE_FILLS, legend_html
 from meshflow_nb.notebook.explorer import DAMAGED_STYLE
 from meshflow_nb.notebook.live import WouldBlockKernelError
+from meshflow_nb.notebook.liveview import TABLE_COLUMNS
 from meshflow_nb.pipelines import build_capstone_pipeline
 
 TASK = "solid-state batteries"
@@ -217,3 +220,166 @@ def test_replay_without_the_workflow_draws_the_recorded_nodes(tmp_path: Path) ->
     assert "human gate" in view.model.svg()
     with pytest.raises(ValueError, match="choose a run"):
         LedgerExplorer(ledger).replay()
+
+
+# --- what a learner sees: legend, event table, draft, header ------------------------
+
+
+class Elements(HTMLParser):
+    """Every start tag of an HTML text, with its attributes and the text inside it."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.found: list[tuple[str, dict[str, str], list[str]]] = []
+        self._open: list[list[str]] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        texts: list[str] = []
+        self.found.append((tag, {k: v or "" for k, v in attrs}, texts))
+        if tag not in ("br", "hr", "img", "input", "meta", "link"):
+            self._open.append(texts)
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._open:
+            self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        for texts in self._open:
+            texts.append(data)
+
+    def tags(self, tag: str) -> list[tuple[dict[str, str], str]]:
+        return [(attrs, "".join(texts)) for t, attrs, texts in self.found if t == tag]
+
+
+def css(style: str) -> dict[str, str]:
+    """An inline style attribute as {property: value}."""
+    pairs = (part.split(":", 1) for part in style.split(";") if ":" in part)
+    return {k.strip().lower(): v.strip().lower() for k, v in pairs}
+
+
+def contrast(first: str, second: str) -> float:
+    """The WCAG 2 contrast ratio of two #rrggbb colours (1 to 21)."""
+    def luminance(colour: str) -> float:
+        channels = [int(colour.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+                   for c in channels)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+    light, dark = sorted((luminance(first), luminance(second)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_contrast_ratio_matches_the_wcag_reference_values() -> None:
+    assert contrast("#000000", "#ffffff") == pytest.approx(21)
+    assert contrast("#777777", "#ffffff") == pytest.approx(4.48, abs=0.01)
+
+
+def test_every_state_has_a_whole_readable_chip_in_the_legend() -> None:
+    view = LiveView(build_capstone_pipeline())
+    for legend in (view._legend.value, view.html()):
+        page = Elements(legend)
+        box = css(next(a["style"] for a, _ in page.tags("div")
+                       if "meshflow-legend" in a.get("class", "")))
+        assert box["display"] == "flex" and box["flex-wrap"] == "wrap"  # wraps, never clips
+        chips = {text: css(a["style"]) for a, text in page.tags("span")
+                 if "meshflow-chip" in a.get("class", "")}
+        assert set(chips) == set(STATE_FILLS)  # each state's full name, e.g. "rejected"
+        for state, style in chips.items():
+            assert style["background"] == STATE_FILLS[state]
+            assert contrast(style["background"], style["color"]) >= 4.5, state
+            assert style["white-space"] == "nowrap" and style["display"] == "inline-block"
+            assert "overflow" not in style and "width" not in style
+    assert view._legend in view.widget.children[1].children[0].children
+    assert view._legend.layout.width == "100%"
+    assert legend_html() == view._legend.value
+
+
+def test_the_event_tables_header_stays_on_top_of_a_bounded_scroll_area() -> None:
+    workflow = fan_out(40)
+    view = LiveView(workflow)
+    workflow.run(TASK, on_event=view)
+    for table in (view._table.value, view.html()):
+        page = Elements(table)
+        scroll = css(next(a["style"] for a, _ in page.tags("div")
+                          if "meshflow-events-scroll" in a.get("class", "")))
+        assert re.fullmatch(r"\d+px", scroll["max-height"])
+        assert scroll["overflow-y"] in ("auto", "scroll")
+        headers = page.tags("th")
+        assert tuple(text for _, text in headers) == TABLE_COLUMNS
+        for attrs, _ in headers:
+            style = css(attrs["style"])
+            assert style["position"] == "sticky" and style["top"] == "0"
+            assert style["background"]  # opaque: rows scroll under it, not through it
+        assert len(page.tags("tr")) == len(view.model.rows) + 1
+
+
+HOSTILE_DRAFT = """# Findings
+
+Solid-state cells need **attention** to dendrites and *interfaces*.
+
+- higher energy density
+- slower charging
+
+<script>alert(1)</script>
+
+<img src=x onerror=alert(1)>
+
+See [x](javascript:alert(1)) and [the review](https://example.org/review).
+"""
+
+
+def test_a_markdown_draft_renders_as_markdown_and_nothing_hostile_survives() -> None:
+    panel = ApprovalPanel("approve", environ={})
+    request = GateRequest("r1", "gate", HOSTILE_DRAFT, "Publish?", ("publish",),
+                          RiskTier.EXTERNAL_IO)
+    asyncio.run(panel(request))
+    for shown in (panel.draft.value, panel.html()):
+        page = Elements(shown)
+        assert ({}, "attention") in page.tags("strong")
+        assert [text for _, text in page.tags("li")] == ["higher energy density",
+                                                          "slower charging"]
+        assert [text for _, text in page.tags("h1")] == ["Findings"]
+        assert not page.tags("script") and not page.tags("img")
+        for tag, attrs, _ in page.found:
+            assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+            assert not attrs.get("href", "https:").lower().startswith(("javascript", "data"))
+        for hostile in ("<script", "onerror", "javascript:", "alert("):
+            assert hostile not in shown.lower()
+        links = page.tags("a")
+        assert [(a["href"], text) for a, text in links] == [
+            ("https://example.org/review", "the review")]
+        assert links[0][0]["target"] == "_blank" and "noopener" in links[0][0]["rel"]
+        assert "[HTML left out]" in shown  # the reviewer is told something was there
+    assert "<script>alert(1)</script>" in panel.text()  # the plain text shows it as written
+
+
+def test_the_draft_wraps_between_words_in_a_proportional_font() -> None:
+    panel = ApprovalPanel("approve", environ={})
+    draft = "A " + "supercalifragilistic" * 8 + " word.\n\n```\nkeep = 'attention'\n```\n"
+    asyncio.run(panel(GateRequest("r1", "gate", draft, "Publish?", (), RiskTier.INTERNAL)))
+    page = Elements(panel.draft.value)
+    box = css(next(a["style"] for a, _ in page.tags("div")
+                   if "meshflow-draft" in a.get("class", "")))
+    assert box["overflow-wrap"] == "anywhere" and box.get("word-break", "normal") == "normal"
+    assert "monospace" not in box["font-family"] and box["white-space"] == "normal"
+    assert "break-all" not in panel.draft.value
+    assert next(text for _, text in page.tags("p")) == "A " + "supercalifragilistic" * 8 + " word."
+    (code_block, _), = page.tags("pre")  # a code block keeps its words whole too
+    assert css(code_block["style"])["word-break"] == "normal"
+
+
+@pytest.mark.parametrize("approve", [True, False])
+def test_the_header_says_waiting_for_a_decision_while_the_gate_waits(approve: bool) -> None:
+    live = run_live(build_capstone_pipeline(), TASK, show=False)
+    header = live.view._totals
+    wait_until(lambda: live.panel.waiting)
+    wait_until(lambda: "waiting for a decision on hitl_gate" in header.value)
+    assert ">running<" not in header.value
+    assert "waiting for a decision on hitl_gate" in live.view.text()
+    live.panel.reviewer.value = "Ada"
+    (live.panel.approve_button if approve else live.panel.reject_button).click()
+    result = live.result(10)
+    wait_until(lambda: live.view.model.totals["status"] == result.status.value)
+    assert "waiting for a decision" not in header.value
+    status = "completed" if approve else "rejected_at_gate"
+    assert f"<b class='meshflow-status'>{status}</b>" in header.value

@@ -17,11 +17,13 @@ nobody is asked: the panel shows the decision and the ledger records it as headl
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import ipywidgets as widgets
 
@@ -45,6 +47,30 @@ DRAFT_CHARS = 4000
 
 TEXT_DRAFT_CHARS = 300
 """Characters of the draft in the plain-text rendering (papermill output, nbviewer)."""
+
+DRAFT_STYLE = ("font-family:var(--jp-content-font-family, system-ui, sans-serif);"
+               "font-size:13px;line-height:1.5;white-space:normal;word-break:normal;"
+               "overflow-wrap:anywhere")
+"""The draft reads as prose: proportional font, wrapped between words (a word longer
+than the line, such as a URL, may break anywhere rather than overflow)."""
+
+CODE_STYLE = "white-space:pre-wrap;word-break:normal;overflow-wrap:anywhere;margin:0.4em 0"
+"""A code block in the draft: JupyterLab's output style breaks words in a ``pre``
+anywhere (``word-break: break-all``); this keeps them whole."""
+
+RAW_HTML_NOTE = "<code>[HTML left out]</code>"
+"""What the draft shows where its Markdown held raw HTML (never rendered)."""
+
+DRAFT_TAGS = frozenset({
+    "a", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr",
+    "li", "ol", "p", "pre", "strong", "table", "tbody", "td", "th", "thead", "tr", "ul"})
+"""The only tags the rendered draft keeps."""
+
+DRAFT_ATTRIBUTES = {"a": ["href", "title", "target", "rel"], "ol": ["start"]}
+"""The only attributes the rendered draft keeps (no ``style``, no ``on*`` handler)."""
+
+LINK_PROTOCOLS = frozenset({"http", "https", "mailto"})
+"""Link schemes a draft may use; any other link (``javascript:``, ``data:``) is text."""
 
 
 @dataclass
@@ -72,7 +98,7 @@ class ApprovalPanel(FallbackDisplay):
         self._asks: list[_Ask] = []
         self._shown: GateRequest | None = None
         self._status_text = "No gate has asked yet."
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held while a new gate is shown (see `waiting`)
         default_reviewer = reviewer or env.get("MESHFLOW_REVIEWER", "")
         self._headless_reviewer = reviewer or env.get("MESHFLOW_REVIEWER") or "headless"
         self.question = widgets.HTML()
@@ -94,8 +120,9 @@ class ApprovalPanel(FallbackDisplay):
 
     @property
     def waiting(self) -> bool:
-        """A gate is waiting for a person to click."""
-        return bool(self._asks)
+        """A gate is waiting for a person to click (and the panel already shows it)."""
+        with self._lock:
+            return bool(self._asks)
 
     async def __call__(self, request: GateRequest) -> Decision:
         """Ask about ``request``: answer headlessly, or wait for a button."""
@@ -108,7 +135,7 @@ class ApprovalPanel(FallbackDisplay):
         ask = _Ask(request, loop, loop.create_future())
         with self._lock:
             self._asks.append(ask)
-        self._update()
+            self._update()  # shown, buttons on, before `waiting` says so
         try:
             return await ask.answer
         except asyncio.CancelledError:  # the gate's timeout (or the run was cancelled)
@@ -226,7 +253,59 @@ def _question_html(request: GateRequest | None) -> str:
 def _draft_html(request: GateRequest | None) -> str:
     if request is None:
         return ""
-    return f"<pre style='white-space:pre-wrap'>{html.escape(_draft_text(request.content))}</pre>"
+    body = render_markdown(_draft_text(request.content))
+    return f"<div class='meshflow-draft' style='{DRAFT_STYLE}'>{body}</div>"
+
+
+@functools.lru_cache(maxsize=32)
+def render_markdown(text: str) -> str:
+    """The draft's Markdown as sanitised HTML: what a reviewer reads, and nothing that
+    runs (no script, no event handler, no ``javascript:`` link, no raw HTML, no image
+    fetched from elsewhere)."""
+    import bleach  # here, not at the top: importing the package stays light
+
+    rendered = _markdown()(text)
+    clean = bleach.clean(rendered, tags=DRAFT_TAGS, attributes=DRAFT_ATTRIBUTES,
+                         protocols=LINK_PROTOCOLS, strip=True, strip_comments=True)
+    return clean.replace("<pre>", f"<pre style='{CODE_STYLE}'>")
+
+
+@functools.cache
+def _markdown() -> Callable[[str], str]:
+    """The Markdown parser drafts are rendered with (built once, on first use)."""
+    import mistune
+
+    class DraftRenderer(mistune.HTMLRenderer):
+        """HTML that leaves raw HTML out, shows images as links, opens links in a new tab."""
+
+        def inline_html(self, html: str) -> str:
+            return RAW_HTML_NOTE
+
+        def block_html(self, html: str) -> str:
+            return f"<p>{RAW_HTML_NOTE}</p>\n"
+
+        def link(self, text: str, url: str, title: str | None = None) -> str:
+            return _link_html(text, url, title)
+
+        def image(self, text: str, url: str, title: str | None = None) -> str:
+            return _link_html(f"[image: {text or url}]", url, title)
+
+    return mistune.create_markdown(renderer=DraftRenderer(escape=False),
+                                   plugins=["strikethrough", "table", "url"])
+
+
+def _link_html(text: str, url: str, title: str | None) -> str:
+    """A link that opens in a new tab (not over JupyterLab); a link of any other scheme
+    than `LINK_PROTOCOLS` is left as its text."""
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return text
+    if scheme not in LINK_PROTOCOLS:
+        return text
+    extra = f" title='{html.escape(title, quote=True)}'" if title else ""
+    return (f"<a href='{html.escape(url, quote=True)}'{extra} target='_blank' "
+            f"rel='noopener noreferrer'>{text}</a>")
 
 
 def _draft_text(content: object, limit: int = DRAFT_CHARS) -> str:

@@ -10,13 +10,15 @@ Legend (also in docs/drawing.md):
   labelled "human gate";
 * risk tier EXTERNAL_IO and above -> double border and a tier line; IRREVERSIBLE
   also gets a thick border;
-* state -> fill colour (`STATE_FILLS`); skipped nodes have a dashed border;
+* state -> fill colour (`STATE_FILLS`) and text colour (`STATE_TEXT`); skipped nodes
+  have a dashed border; `legend_html` is the chips the live view shows under the drawing;
 * conditional edges carry their condition; loop edges are dashed, labelled with
   the condition and "max N", and do not constrain the top-down layout.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -84,8 +86,25 @@ STATE_FILLS: dict[str, str] = {
     "rejected": "#8b1a1a",
     "blocked": "#8b1a1a",
 }
-DARK_STATES = frozenset({"rejected", "blocked"})
+STATE_TEXT: dict[str, str] = {
+    state: "#ffffff" if state in ("rejected", "blocked") else "#000000" for state in STATE_FILLS}
+"""Text colour on each state's fill (node labels, legend chips): every pair has a
+contrast ratio of at least 4.5 (WCAG AA), checked by tests/test_widgets.py."""
+DARK_STATES = frozenset(s for s, text in STATE_TEXT.items() if text == "#ffffff")
 """States whose fill is dark enough to need white text."""
+STATE_MEANINGS: dict[str, str] = {
+    "pending": "not started yet",
+    "running": "working now",
+    "done": "finished",
+    "failed": "stopped with an error",
+    "paused": "a gate waiting for a person",
+    "skipped": "its branch was not taken",
+    "rejected": "a person (or the timeout) said no",
+    "blocked": "stopped by the policy",
+}
+"""What each state means, shown when hovering its legend chip."""
+LEGEND_BORDER = "#767676"
+"""Chip border: visible on white (4.5:1) and on every fill."""
 
 LOOP_COLOR = "#555555"
 _SAFE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -117,6 +136,27 @@ def render_svg(definition: Any, states: Mapping[str, NodeView] | None = None) ->
         return to_dot(definition, states).pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound as err:
         raise GraphvizNotInstalled() from err
+
+
+def legend_html() -> str:
+    """What the drawing's fill colours mean: one chip per state, in its own colours.
+
+    The chips sit in a wrapping flex row, so a narrow cell moves chips to a new line
+    instead of clipping them.
+    """
+    chips = "".join(_chip(state) for state in STATE_FILLS)
+    return ("<div class='meshflow-legend' style='display:flex;flex-wrap:wrap;gap:4px 6px;"
+            f"max-width:100%;font-size:12px;line-height:18px;margin-top:4px'>{chips}</div>")
+
+
+def _chip(state: str) -> str:
+    """One legend chip: the state's name on its fill, in its text colour."""
+    border = "dashed" if state == "skipped" else "solid"
+    meaning = html.escape(f"{state}: {STATE_MEANINGS.get(state, state)}", quote=True)
+    return (f"<span class='meshflow-chip' title='{meaning}' style='display:inline-block;"
+            f"white-space:nowrap;background:{STATE_FILLS[state]};color:{STATE_TEXT[state]};"
+            f"border:1px {border} {LEGEND_BORDER};border-radius:3px;padding:0 6px'>"
+            f"{html.escape(state)}</span>")
 
 
 def _unique_nodes(nodes: list[Node]) -> list[Node]:
@@ -158,7 +198,7 @@ def _node_attrs(node: Node, view: NodeView | None) -> dict[str, str]:
         "color": style.color,
         "style": ",".join(styles),
         "fillcolor": STATE_FILLS.get(state, STATE_FILLS["pending"]),
-        "fontcolor": "white" if state in DARK_STATES else "black",
+        "fontcolor": STATE_TEXT.get(state, STATE_TEXT["pending"]),
         "penwidth": "3" if tier is RiskTier.IRREVERSIBLE else "1.5",
         "tooltip": _tooltip(node, state),
     }

@@ -22,7 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..events import EventType, MeshEvent
-from .drawing import STATE_FILLS, GraphvizNotInstalled
+from .drawing import STATE_FILLS, STATE_TEXT, GraphvizNotInstalled, legend_html
 from .fallback import FallbackDisplay
 from .runview import RunView
 
@@ -31,6 +31,12 @@ TABLE_COLUMNS = ("seq", "t", "type", "node", "role", "detail", "cost_usd", "toke
 
 TEXT_COLUMNS = ("seq", "t", "type", "node", "detail")
 """Columns of the plain-text event table (narrower, for papermill output)."""
+
+TABLE_HEIGHT = "360px"
+"""Height of the event table's scroll area; its header row stays on top while it scrolls."""
+
+_AT_ONCE = frozenset({EventType.GATE_PAUSE, EventType.GATE_RESUME, EventType.GATE_REJECT})
+"""Events redrawn at once, not throttled: a person is waiting for the view to say so."""
 
 
 class Throttle:
@@ -92,10 +98,12 @@ class LiveView(FallbackDisplay):
         self._lock = threading.Lock()
         self._totals = widgets.HTML()
         self._graph = widgets.HTML(layout=widgets.Layout(min_width="300px"))
+        self._legend = widgets.HTML(legend_html(), layout=widgets.Layout(width="100%"))
         self._table = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="420px"))
         super().__init__(widgets.VBox([
             self._totals,
-            widgets.HBox([widgets.VBox([self._graph, widgets.HTML(legend_html())]),
+            widgets.HBox([widgets.VBox([self._graph, self._legend],
+                                       layout=widgets.Layout(min_width="300px")),
                           self._table]),
         ]))
         self._throttle = Throttle(self._redraw, throttle_s)
@@ -108,6 +116,8 @@ class LiveView(FallbackDisplay):
         if event.type is EventType.RUN_COMPLETE:
             self._throttle.flush()
             self.refresh_fallback()
+        elif event.type in _AT_ONCE:
+            self._throttle.flush()
         else:
             self._throttle.poke()
 
@@ -141,7 +151,7 @@ class LiveView(FallbackDisplay):
     def _redraw(self) -> None:
         with self._lock:
             svg = self._svg()
-            totals = totals_html(self.model.totals)
+            totals = totals_html(self.model)
             table = table_html(self.model.rows, self.max_rows)
             self.redraws += 1
         self._graph.value = svg
@@ -162,45 +172,55 @@ class LiveView(FallbackDisplay):
     def html(self) -> str:
         """Totals, the drawing and the whole event table as static HTML."""
         with self._lock:
-            return (totals_html(self.model.totals) + self._svg() + legend_html()
-                    + table_html(self.model.rows, len(self.model.rows)))
+            return (totals_html(self.model) + self._svg()
+                    + legend_html() + table_html(self.model.rows, len(self.model.rows)))
 
     def __repr__(self) -> str:
         return f"<LiveView of {self.model!r}>"
 
 
-def totals_html(totals: dict[str, Any]) -> str:
-    """The running totals as one line of HTML."""
-    t = totals
-    parts = [f"<b>{html.escape(str(t['status']))}</b>",
+def totals_html(view: RunView) -> str:
+    """The running totals as one line of HTML, led by the status: "waiting for a
+    decision on <gate>" while a gate waits for a person, else the run's status."""
+    t = view.totals
+    parts = [status_html(view.status_text(), waiting=bool(view.waiting)),
              f"cost ${t['cost_usd']:.4f}", f"tokens {t['tokens']}",
              f"carbon {t['carbon_g']:.3f} g", f"time {t['elapsed_s']:.2f} s",
              f"node runs {t['node_executions']}", f"loop iterations {t['loop_iterations']}"]
     return "<div class='meshflow-totals'>" + " &middot; ".join(parts) + "</div>"
 
 
-def legend_html() -> str:
-    """What the fill colours of the drawing mean."""
-    chips = "".join(
-        f"<span style='background:{fill};border:1px solid #999;padding:0 6px;"
-        f"margin-right:6px'>{state}</span>" for state, fill in STATE_FILLS.items())
-    return f"<div style='font-size:11px;line-height:20px'>{chips}</div>"
+def status_html(status: str, *, waiting: bool = False) -> str:
+    """The header's status in bold; while a gate waits, in the paused colours."""
+    style = (f" style='background:{STATE_FILLS['paused']};color:{STATE_TEXT['paused']};"
+             "padding:0 6px;border-radius:3px'") if waiting else ""
+    return f"<b class='meshflow-status'{style}>{html.escape(status)}</b>"
 
 
 def table_html(rows: list[dict[str, Any]], max_rows: int) -> str:
-    """The newest ``max_rows`` event rows as an HTML table in a box that stays scrolled
-    to its newest row."""
+    """The newest ``max_rows`` event rows as an HTML table that scrolls inside a box of
+    `TABLE_HEIGHT`, its header row sticky, kept scrolled to the newest row."""
     shown = rows[-max_rows:] if max_rows else []
-    head = "".join(f"<th style='text-align:left'>{c}</th>" for c in TABLE_COLUMNS)
+    head = "".join(f"<th style='{_TH_STYLE}'>{c}</th>" for c in TABLE_COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_cell(row.get(c)))}</td>" for c in TABLE_COLUMNS)
+        "<tr>" + "".join(f"<td style='{_TD_STYLE}'>{html.escape(_cell(row.get(c)))}</td>"
+                         for c in TABLE_COLUMNS)
         + "</tr>" for row in shown)
     note = (f"<div>showing the newest {len(shown)} of {len(rows)} events</div>"
             if len(shown) < len(rows) else "")
-    return ("<div style='max-height:360px;overflow:auto;display:flex;"
-            "flex-direction:column-reverse'><div>"
-            f"{note}<table class='meshflow-events' style='font-size:12px'>"
+    # column-reverse keeps the box scrolled to its end (the newest row) as rows arrive
+    return (f"{note}<div class='meshflow-events-scroll' style='max-height:{TABLE_HEIGHT};"
+            "overflow-y:auto;overflow-x:auto;display:flex;flex-direction:column-reverse'>"
+            "<div><table class='meshflow-events' style='font-size:12px;"
+            "border-collapse:separate;border-spacing:0'>"
             f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>")
+
+
+_TH_STYLE = ("position:sticky;top:0;z-index:1;text-align:left;padding:2px 6px;"
+             "background:var(--jp-layout-color1, #ffffff);"
+             "border-bottom:1px solid var(--jp-border-color1, #bdbdbd)")
+"""A header cell: it stays at the top of the scroll area, opaque over the rows below."""
+_TD_STYLE = "padding:1px 6px"
 
 
 def table_text(rows: list[dict[str, Any]]) -> str:

@@ -62,10 +62,15 @@ class RunView:
             "cost_usd": 0.0, "tokens": 0, "carbon_g": 0.0, "node_executions": 0,
             "loop_iterations": 0, "elapsed_s": 0.0, "status": "pending"}
         self.rows: list[dict[str, Any]] = []
+        self.waiting: list[str] = []
+        """Ids of the nodes whose gate waits for a decision now (paused, not yet decided)."""
         self._t0: datetime | None = None
         self._handlers: dict[EventType, Callable[[MeshEvent], None]] = {
             EventType.RUN_START: self._on_run_start,
             EventType.LOOP_ITERATION: self._on_loop,
+            EventType.GATE_PAUSE: self._on_gate_pause,
+            EventType.GATE_RESUME: self._on_gate_decided,
+            EventType.GATE_REJECT: self._on_gate_decided,
             EventType.RUN_COMPLETE: self._on_run_complete,
         }
 
@@ -121,8 +126,25 @@ class RunView:
             view.state = "pending"
             view.last_event = event.type.value
 
+    def _on_gate_pause(self, event: MeshEvent) -> None:
+        node_id = str(event.node_id)
+        if node_id not in self.waiting:
+            self.waiting.append(node_id)
+
+    def _on_gate_decided(self, event: MeshEvent) -> None:
+        if str(event.node_id) in self.waiting:
+            self.waiting.remove(str(event.node_id))
+
     def _on_run_complete(self, event: MeshEvent) -> None:
         self.totals["status"] = str(event.payload.get("status") or "completed")
+        self.waiting.clear()
+
+    def status_text(self) -> str:
+        """What the run is doing, as its header says it: "waiting for a decision on
+        hitl_gate" while a gate waits for a person, else the run's status."""
+        if self.waiting:
+            return f"waiting for a decision on {', '.join(self.waiting)}"
+        return str(self.totals["status"])
 
     def _add_accounting(self, event: MeshEvent) -> None:
         self.totals["cost_usd"] += event.cost_usd or 0.0
@@ -136,7 +158,7 @@ class RunView:
                  for node_id, view in self.states.items()]
         t = self.totals
         lines.append(
-            f"status {t['status']}  executions {t['node_executions']}  "
+            f"status {self.status_text()}  executions {t['node_executions']}  "
             f"loops {t['loop_iterations']}  tokens {t['tokens']}  "
             f"cost ${t['cost_usd']:.4f}  carbon {t['carbon_g']:.3f} g  "
             f"elapsed {t['elapsed_s']:.2f} s")
