@@ -397,7 +397,28 @@ def test_without_a_terminal_the_headless_default_still_approves(monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO())
     result = gated().run("t")
     assert result.ok and result.decisions[0].channel == "headless"
-    assert result.decisions[0].reason == "no approver configured: default approve"
+    assert result.decisions[0].reason.startswith("approved by default: no approver configured")
+
+
+def test_a_default_approval_says_so_loudly_and_how_to_reject(monkeypatch, caplog):
+    monkeypatch.setattr(sys, "stdin", io.StringIO())
+    caplog.set_level(logging.WARNING, logger="meshflow_nb.approvals")
+    result = gated().run("t")
+    [warning] = [r for r in caplog.records if "approved by default" in r.getMessage()]
+    assert warning.levelno == logging.WARNING
+    assert f"gate review of run {result.run_id}" in warning.getMessage()
+    assert "MESHFLOW_HITL=reject" in warning.getMessage()
+    [resumed] = [e for e in result.events if e.type is EventType.GATE_RESUME]
+    assert "approved by default" in resumed.payload["reason"]
+    assert "MESHFLOW_HITL=reject" in resumed.payload["reason"]
+
+
+def test_an_explicit_headless_setting_is_quiet(monkeypatch, caplog):
+    monkeypatch.setenv("MESHFLOW_HITL", "approve")
+    caplog.set_level(logging.WARNING, logger="meshflow_nb.approvals")
+    result = gated().run("t")
+    assert result.ok and result.decisions[0].reason == "MESHFLOW_HITL=approve"
+    assert "approved by default" not in caplog.text
 
 
 # --- configuration mistakes -------------------------------------------------------------

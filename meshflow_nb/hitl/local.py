@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
@@ -12,19 +13,39 @@ from typing import Any
 
 from .requests import Approver, Decision, GateRequest, content_preview, parse_verdict
 
+log = logging.getLogger("meshflow_nb.approvals")
+
+DEFAULT_APPROVAL = ("approved by default: no approver configured (no terminal to ask and "
+                    "MESHFLOW_HITL not set); set MESHFLOW_HITL=reject to reject, or "
+                    "MESHFLOW_HITL=store to wait for 'meshflow-nb approve'")
+"""The reason recorded, and the warning logged, when a gate is approved by default."""
+
 
 def headless_approver(environ: Mapping[str, str] | None = None) -> Approver:
-    """Approver that decides from ``MESHFLOW_HITL`` (default: approve).
+    """Approver that decides from ``MESHFLOW_HITL``; without it, approves by default and
+    says so loudly (a warning at every gate, and the decision's reason).
 
     ``MESHFLOW_REVIEWER`` names the reviewer recorded with the decision.
     """
     env = os.environ if environ is None else environ
-    setting = env.get("MESHFLOW_HITL", "approve")
-    approved = parse_verdict(setting)
     reviewer = env.get("MESHFLOW_REVIEWER", "headless")
-    reason = (f"MESHFLOW_HITL={setting.strip().lower()}" if "MESHFLOW_HITL" in env
-              else "no approver configured: default approve")
-    return fixed_approver(approved, reviewer, reason)
+    if "MESHFLOW_HITL" not in env:
+        return _default_approver(reviewer)
+    setting = env["MESHFLOW_HITL"]
+    return fixed_approver(parse_verdict(setting), reviewer,
+                          f"MESHFLOW_HITL={setting.strip().lower()}")
+
+
+def _default_approver(reviewer: str) -> Approver:
+    """Approve at every gate, logging a warning each time: nobody was asked."""
+
+    async def decide(request: GateRequest) -> Decision:
+        log.warning("meshflow-nb: warning: gate %s of run %s %s", request.node_id,
+                    request.run_id, DEFAULT_APPROVAL)
+        return Decision(True, reviewer, DEFAULT_APPROVAL, channel="headless",
+                        node_id=request.node_id)
+
+    return decide
 
 
 def fixed_approver(approved: bool, reviewer: str, reason: str = "",
