@@ -1,6 +1,7 @@
 """The ledger explorer widget: pick a run, verify it, see damaged rows, replay it.
 
-    LedgerExplorer(ledger, workflow=pipeline)     # all runs; or run_id=...
+    LedgerExplorer(ledger, workflow=pipeline)     # all runs; or run_id=..., node_id=...,
+                                                  # event_type=... (the three lists)
 
 Built on `explorer.explore` (the pandas model: chain status per row, the verifier's
 sentence). "Verify again" re-reads the ledger, so a tamper made in a SQL cell shows up
@@ -22,17 +23,20 @@ from ..errors import ConfigError
 from ..events import EventType, MeshEvent
 from ..ledger.replay import ReplayLedger
 from ..model.graph import HumanGate, Node
-from .explorer import LedgerView, explore
+from .explorer import LedgerView, event_type_filter, explore, resolve_run, text_filter
 from .fallback import FallbackDisplay
 from .liveview import LiveView
 
 ALL_RUNS = "(all runs)"
+ALL_NODES = "(all nodes)"
+ALL_EVENTS = "(all events)"
 
 
 class LedgerExplorer(FallbackDisplay):
     """The ledger as a verified table, with run choice, re-verification and replay."""
 
     def __init__(self, ledger: ReplayLedger, *, run_id: str | None = None,
+                 node_id: str | None = None, event_type: str | EventType | None = None,
                  workflow: Any = None, anchor: Any = None, replay_pace_s: float = 0.15) -> None:
         self.ledger = ledger
         self.workflow = workflow
@@ -41,20 +45,27 @@ class LedgerExplorer(FallbackDisplay):
         self.replayed: LiveView | None = None
         self._choosing = False
         ledger.flush()
-        self.runs = widgets.Dropdown(options=[ALL_RUNS, *_run_ids(ledger)],
-                                     value=run_id or ALL_RUNS, description="Run")
+        chosen = resolve_run(ledger, run_id)
+        self.runs = _dropdown("Run", [ALL_RUNS, *_run_ids(ledger)], chosen or ALL_RUNS)
+        self.nodes = _dropdown("Node", [ALL_NODES], text_filter(node_id, "node_id") or ALL_NODES)
+        self.event_types = _dropdown("Event", [ALL_EVENTS],
+                                     event_type_filter(event_type) or ALL_EVENTS)
         self.verify_button = widgets.Button(description="Verify again", icon="refresh")
         self.replay_button = widgets.Button(description="Replay run", icon="play")
-        self.summary = widgets.HTML()
-        self.table = widgets.HTML(layout=widgets.Layout(max_height="420px", overflow="auto"))
+        self.summary = widgets.HTML(layout=widgets.Layout(width="100%"))
+        self.table = widgets.HTML(layout=widgets.Layout(width="100%"))
         self.replay_box = widgets.VBox()
         self.verify_button.on_click(lambda _: self.refresh())
         self.replay_button.on_click(lambda _: self._replay_clicked())
-        self.runs.observe(lambda _: self._choosing or self.refresh(), names="value")
+        for choice in (self.runs, self.nodes, self.event_types):
+            choice.observe(lambda _: self._choosing or self.refresh(), names="value")
         super().__init__(widgets.VBox([
-            widgets.HBox([self.runs, self.verify_button, self.replay_button]),
-            self.summary, self.table, self.replay_box]))
+            widgets.HBox([self.runs, self.nodes, self.event_types],
+                         layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([self.verify_button, self.replay_button]),
+            self.summary, self.table, self.replay_box], layout=widgets.Layout(width="100%")))
         self.view: LedgerView = self._explore()
+        self._update_filter_choices()
         self._show()
 
     @property
@@ -62,11 +73,22 @@ class LedgerExplorer(FallbackDisplay):
         """The run chosen in the dropdown, or None for all runs."""
         return None if self.runs.value == ALL_RUNS else self.runs.value
 
+    @property
+    def node_id(self) -> str | None:
+        """The node chosen in the dropdown, or None for all nodes."""
+        return None if self.nodes.value == ALL_NODES else self.nodes.value
+
+    @property
+    def event_type(self) -> str | None:
+        """The event type chosen in the dropdown, or None for all of them."""
+        return None if self.event_types.value == ALL_EVENTS else self.event_types.value
+
     def refresh(self) -> LedgerView:
         """Read and verify the ledger again (after a tamper, after a new run)."""
         self.ledger.flush()
         self._update_run_choices()
         self.view = self._explore()
+        self._update_filter_choices()
         self._show()
         self.refresh_fallback()
         return self.view
@@ -92,23 +114,37 @@ class LedgerExplorer(FallbackDisplay):
 
     def _update_run_choices(self) -> None:
         """New runs appear in the list; the chosen one stays chosen."""
-        options = [ALL_RUNS, *_run_ids(self.ledger)]
-        if list(self.runs.options) == options:
+        self._set_choices(self.runs, [ALL_RUNS, *_run_ids(self.ledger)])
+
+    def _update_filter_choices(self) -> None:
+        """The node and event lists offer what the chosen run has; a choice stays chosen
+        even where nothing matches it (the table then says so)."""
+        scope = self.view.scope
+        for choice, every, column in ((self.nodes, ALL_NODES, "node_id"),
+                                      (self.event_types, ALL_EVENTS, "event_type")):
+            options = [every, *_distinct(scope, column)]
+            self._set_choices(choice, options + [choice.value] * (choice.value not in options))
+
+    def _set_choices(self, choice: widgets.Dropdown, options: list[str]) -> None:
+        """New options for a list without refreshing; the chosen value stays if offered,
+        else the first option (all) is chosen."""
+        current = choice.value
+        if list(choice.options) == options:
             return
-        current = self.runs.value
         self._choosing = True
         try:
-            self.runs.options = options
-            self.runs.value = current if current in options else ALL_RUNS
+            choice.options = options
+            choice.value = current if current in options else options[0]
         finally:
             self._choosing = False
 
     def _explore(self) -> LedgerView:
-        return explore(self.ledger, self.run_id, self.anchor)
+        return explore(self.ledger, self.run_id, self.anchor, node_id=self.node_id,
+                       event_type=self.event_type)
 
     def _show(self) -> None:
         self.summary.value = _summary_html(self.view)
-        self.table.value = self.view.styled().to_html()
+        self.table.value = self.view.table_html()
 
     def text(self) -> str:
         return self.view.text()
@@ -138,7 +174,16 @@ def _run_ids(ledger: ReplayLedger) -> list[str]:
     return [] if runs.empty else [str(r) for r in runs["run_id"]]
 
 
+def _distinct(frame: Any, column: str) -> list[str]:
+    """The distinct values of a column, in the order they first appear."""
+    return list(dict.fromkeys(str(v) for v in frame[column] if isinstance(v, str)))
+
+
+def _dropdown(description: str, options: list[str], value: str) -> widgets.Dropdown:
+    """A list whose value is always one of its options (a given value is added)."""
+    return widgets.Dropdown(options=options if value in options else [*options, value],
+                            value=value, description=description)
+
+
 def _summary_html(view: LedgerView) -> str:
-    colour = "#1b5e20" if view.check.valid else "#8b1a1a"
-    text = html.escape(view.summary()).replace("\n", "<br>")
-    return f"<p style='color:{colour}'>{text}</p>"
+    return view.banner_html()
