@@ -22,10 +22,11 @@ DEFAULT_APPROVAL = ("approved by default: no approver configured (no terminal to
 
 
 def headless_approver(environ: Mapping[str, str] | None = None) -> Approver:
-    """Approver that decides from ``MESHFLOW_HITL``; without it, approves by default and
-    says so loudly (a warning at every gate, and the decision's reason).
+    """Approver that decides from ``MESHFLOW_HITL`` (unset: approve, with a warning).
 
-    ``MESHFLOW_REVIEWER`` names the reviewer recorded with the decision.
+    Without the setting every gate is approved by default and says so: a warning on the
+    ``meshflow_nb.approvals`` logger and the decision's reason. ``MESHFLOW_REVIEWER``
+    names the reviewer recorded with the decision.
     """
     env = os.environ if environ is None else environ
     reviewer = env.get("MESHFLOW_REVIEWER", "headless")
