@@ -100,6 +100,37 @@ def test_the_course_tamper_exercise_is_caught_by_the_cli(ledger_file):
     assert run("-m", "meshflow_nb", "ledger", "verify").returncode == 1  # via MESHFLOW_LEDGER_DB
 
 
+def test_a_sealed_damaged_ledger_refuses_the_rerun_and_says_how_to_go_on(ledger_file):
+    assert run(str(SCRIPT)).returncode == 0
+    tamper = run("-m", "meshflow_nb", "ledger", "sql",
+                 """UPDATE ledger_entries SET output = '{"tampered": true}' WHERE seq = 2""")
+    assert tamper.returncode == 0, tamper.stderr  # exercise 4's route: no other tool needed
+    assert run("-m", "meshflow_nb", "ledger", "verify").returncode == 1
+    refused = run(str(SCRIPT))
+    assert refused.returncode != 0 and "rejected_preflight" in refused.stdout
+    [p008] = [line for line in refused.stdout.splitlines() if "[P008" in line]
+    assert "this ledger is sealed" in p008 and "nothing was written to the ledger" in p008
+    fix = refused.stdout.split("[P008", 1)[1]
+    assert f"meshflow-nb ledger new --db {ledger_file}" in fix and "MESHFLOW_LEDGER_DB" in fix
+    assert "VALID: 0 entries" not in refused.stdout
+
+    fresh = run("-m", "meshflow_nb", "ledger", "new")
+    assert fresh.returncode == 0, fresh.stderr
+    [kept] = ledger_file.parent.glob(f"{ledger_file.name}.*.bak")  # the evidence stays
+    assert run("-m", "meshflow_nb", "ledger", "verify", "--db", str(kept)).returncode == 1
+    again = run(str(SCRIPT))
+    assert again.returncode == 0, again.stderr
+    assert "Ledger chain VALID: " in again.stdout and " in 1 run checked." in again.stdout
+
+
+def test_the_p008_refusal_names_the_route_for_a_server_ledger_too():
+    from meshflow_nb.policy.rules import audit_problems
+
+    [problem] = audit_problems("postgresql://u@db/ledger", "Ledger chain DAMAGED: ...")
+    assert problem.rule == "P008" and "this ledger is sealed" in problem.message
+    assert "new database" in problem.fix and "ledger new" not in problem.fix
+
+
 def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
     ok = run("-m", "meshflow_nb", "run", "meshflow_nb.pipelines:build_capstone_pipeline", "t")
     assert ok.returncode == 0, ok.stderr

@@ -11,10 +11,12 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import MeshflowError
+from ..events import plural, short_text
 from ..hitl.local import fixed_approver
 from ..hitl.resolve import resolve_approver
 from ..hitl.store import (
@@ -23,13 +25,22 @@ from ..hitl.store import (
     submit_decision,
     waiting_process_alive,
 )
-from ..ledger import Anchor, ReplayLedger, default_location, save_anchors
+from ..ledger import Anchor, ImmutableLedgerError, ReplayLedger, default_location, save_anchors
+from ..ledger.location import is_file_location
+from ..ledger.stores import is_read_only, redact
 from ..version import __version__
 from .builders import build
 from .console import run_and_print
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 USAGE_OR_IO = 2
 """The exit status of a usage mistake or a file that cannot be used."""
+REFUSED = 1
+"""The exit status of a change the ledger refuses (immutable audit)."""
+CELL_CHARS = 64
+"""Characters of one cell ``ledger sql`` shows (a hash fits whole); longer cells are cut."""
 
 
 class CliError(MeshflowError):
@@ -82,8 +93,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_ledger_commands(commands: argparse._SubParsersAction) -> None:
-    """``ledger verify|runs|export|anchor``, each with ``--db``."""
-    ledger = commands.add_parser("ledger", help="verify, list, export and anchor ledger runs",
+    """``ledger verify|runs|export|anchor|sql|new``, each with ``--db``."""
+    ledger = commands.add_parser("ledger", help="verify, list, export, anchor and query the "
+                                 "ledger, or start a fresh one",
                                  description="Work with the hash-chained audit ledger.")
     actions = ledger.add_subparsers(title="ledger commands", metavar="ACTION")
     db_help = "ledger file or postgresql:// URI (default: $MESHFLOW_LEDGER_DB or ./" \
@@ -100,8 +112,25 @@ def _add_ledger_commands(commands: argparse._SubParsersAction) -> None:
     anchor.add_argument("run_id", metavar="RUN")
     anchor.add_argument("-o", "--output", metavar="FILE",
                         help="add the anchor to this JSON file (created if missing)")
+    sql = actions.add_parser(
+        "sql", help="run SQL on the ledger and print the result as a table",
+        description="Run SQL on an existing ledger (SELECT ... FROM ledger_entries, or an "
+                    "UPDATE to tamper on purpose, then 'ledger verify'). Exit 1 when the "
+                    "ledger refuses a change.")
+    sql.add_argument("query", metavar="SQL", help="the statement(s), quoted")
+    sql.add_argument("--immutable", action="store_true",
+                     help="open it as immutable audit does: only reading statements run "
+                          "(on PostgreSQL this installs the append-only triggers)")
+    sql.add_argument("--width", type=int, default=CELL_CHARS, metavar="N",
+                     help=f"cut cells longer than N characters (default {CELL_CHARS}, "
+                          "0 keeps them whole)")
+    new = actions.add_parser(
+        "new", help="start an empty ledger, moving an existing file aside",
+        description="Start an empty DuckDB ledger at --db. An existing file there is moved "
+                    "aside to <name>.<time>.bak, never deleted.")
     for action, handler in ((verify, _ledger_verify), (runs, _ledger_runs),
-                            (export, _ledger_export), (anchor, _ledger_anchor)):
+                            (export, _ledger_export), (anchor, _ledger_anchor),
+                            (sql, _ledger_sql), (new, _ledger_new)):
         action.add_argument("--db", help=db_help)
         action.set_defaults(handler=handler)
 
@@ -194,13 +223,14 @@ def _pending_line(request: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-def _open_ledger(location: str | None) -> ReplayLedger:
+def _open_ledger(location: str | None, *, immutable: bool = False) -> ReplayLedger:
     """An existing ledger; a missing file is a mistake here, not a new ledger."""
     target = location or default_location()
-    if "://" not in target and not os.path.exists(target):
-        raise CliError(f"no ledger at {target}: run a workflow with a ledger first, "
-                       "or pass --db PATH")
-    return ReplayLedger(target)
+    if is_file_location(target) and not os.path.exists(target):
+        raise CliError(f"no ledger at {target}: make one by running the capstone on it "
+                       f"(MESHFLOW_LEDGER_DB={target} ./dev capstone), or pass --db with "
+                       "the ledger you meant")
+    return ReplayLedger(target, immutable=immutable)
 
 
 def _load_anchors(path: str) -> list[Anchor]:
@@ -259,10 +289,84 @@ def _ledger_anchor(args: argparse.Namespace) -> int:
     if args.output:
         kept = _load_anchors(args.output) if os.path.exists(args.output) else []
         save_anchors([*(a for a in kept if a.run_id != anchor.run_id), anchor], args.output)
-        print(f"anchored run {anchor.run_id} ({anchor.length} entries) in {args.output}")
+        print(f"anchored run {anchor.run_id} ({plural(anchor.length, 'entry', 'entries')}) "
+              f"in {args.output}")
     else:
         print(json.dumps(anchor.to_dict(), indent=2))
     return 0
+
+
+def _ledger_sql(args: argparse.Namespace) -> int:
+    """Run SQL on an existing ledger and print the result: exit 1 when a change is refused."""
+    if args.width < 0:
+        raise CliError(f"--width {args.width}: give a number of characters, or 0 for whole cells")
+    ledger = _open_ledger(args.db, immutable=args.immutable)
+    try:
+        frame = ledger.sql(args.query)
+    except ImmutableLedgerError as err:
+        print(f"meshflow-nb: refused: {_one_line(err)}; nothing was changed", file=sys.stderr)
+        return REFUSED
+    print(_table(frame, args.width))
+    if not is_read_only(args.query):
+        print(f"the ledger was changed: 'meshflow-nb ledger verify --db {redact(ledger.location)}' "
+              "shows what the verifier makes of it", file=sys.stderr)
+    return 0
+
+
+def _table(frame: pd.DataFrame, width: int) -> str:
+    """A query result as a table of one-line cells (NULL shown as NULL), long cells cut."""
+    if frame.empty:
+        columns = ", ".join(map(str, frame.columns))
+        return f"(no rows; columns: {columns})" if columns else "(no result)"
+    return frame.astype(object).map(lambda value: _cell(value, width)).to_string(index=False)
+
+
+def _cell(value: object, width: int) -> str:
+    """One cell on one line: cut to ``width`` characters with an ellipsis (0: whole)."""
+    if _is_null(value):
+        return "NULL"
+    return short_text(value, width) if width else str(value).replace("\n", "\\n")
+
+
+def _is_null(value: object) -> bool:
+    """SQL NULL as pandas holds it: None, NaN, NaT or NA (a list cell is not NULL)."""
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ledger_new(args: argparse.Namespace) -> int:
+    """Start an empty DuckDB ledger; an existing file is moved aside, never deleted."""
+    target = args.db or default_location()
+    if not is_file_location(target):
+        raise CliError(f"'ledger new' starts DuckDB files only; for {redact(target)}, create "
+                       "a new database and pass its URI as --db or MESHFLOW_LEDGER_DB")
+    if os.path.isdir(target):
+        raise CliError(f"{target} is a directory: pass the path of a ledger file")
+    kept = _move_aside(Path(target)) if os.path.lexists(target) else None
+    ReplayLedger(target).flush()  # creates the file and its tables
+    if kept:
+        print(f"moved the old ledger aside to {kept} (kept: an audit ledger is never deleted)")
+    print(f"new empty ledger at {target}")
+    return 0
+
+
+def _move_aside(path: Path) -> Path:
+    """Rename the ledger (and its DuckDB write-ahead log) to ``<name>.<UTC time>.bak``."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    kept = path.with_name(f"{path.name}.{stamp}.bak")
+    for n in range(1, 1000):
+        if not os.path.lexists(kept):
+            break
+        kept = path.with_name(f"{path.name}.{stamp}-{n}.bak")
+    os.rename(path, kept)
+    wal = path.with_name(path.name + ".wal")
+    if wal.exists():
+        os.rename(wal, kept.with_name(kept.name + ".wal"))
+    return kept
 
 
 def _run(args: argparse.Namespace) -> int:

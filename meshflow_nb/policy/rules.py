@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
+from ..ledger.location import LEDGER_ENV, is_file_location
 from ..model.graph import Blueprint, Topology
 from ..model.preflight import Problem
 
@@ -92,6 +93,18 @@ def audit_problems(ledger_location: str | None, damage: str | None) -> list[Prob
     if damage is None:
         return []
     return [Problem("P008", "ledger-fails-verification", f"ledger {ledger_location}",
-                    f"immutable_audit refuses to run on a damaged ledger:\n{damage}",
-                    "restore the ledger from a verified backup or export, or record this "
-                    "workflow in a new ledger.", field="immutable_audit")]
+                    "this ledger is sealed: immutable audit appends only to a ledger that "
+                    "verifies, and this one does not, so the run was refused: no node ran "
+                    f"and nothing was written to the ledger.\n{damage}",
+                    "keep this ledger as evidence and record in a fresh one: "
+                    f"{_fresh_ledger_route(ledger_location)}; or restore it from a verified "
+                    "export (import_run into an empty ledger).", field="immutable_audit")]
+
+
+def _fresh_ledger_route(ledger_location: str) -> str:
+    """How to go on in a fresh ledger, for a message (a file, or a database server)."""
+    if is_file_location(ledger_location):
+        return (f"'meshflow-nb ledger new --db {ledger_location}' moves it aside to "
+                f"{ledger_location}.<time>.bak and starts an empty one, or set "
+                f"{LEDGER_ENV} to another file")
+    return f"create a new database and point {LEDGER_ENV} at it"
