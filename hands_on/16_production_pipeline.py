@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                               channel="script")
     result = run_and_print(pipeline, args.task, stream=args.stream, approver=approver)
 
+    if result.unrecorded == len(result.events):  # refused before a single entry (P008)
+        print(f"\nLedger {LEDGER_DB}: nothing of run {result.run_id} was recorded.", file=notes)
+        return 1
     # Section 7: verify the chain after every run; keep the anchor somewhere else.
     check = ledger.verify_chain(result.run_id)
     print(f"\nLedger {LEDGER_DB}, run {result.run_id}:\n{check.report()}", file=notes)

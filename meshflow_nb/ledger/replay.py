@@ -59,7 +59,7 @@ class ReplayLedger:
         if immutable:
             self.store.make_immutable()
         self._writer: LedgerWriter | None = None
-        self._sealed_damage: str | None = None
+        self._sealed_damaged = False  # sealed while failing verification: no appends
 
     # --- recording ---------------------------------------------------------------
 
@@ -78,10 +78,10 @@ class ReplayLedger:
         A workflow this ledger is attached to records through here; a run under
         immutable audit has sealed the ledger (`seal`) before its first entry.
         """
-        if self._sealed_damage:
+        if self._sealed_damaged:
             raise ImmutableLedgerError(
                 f"immutable_audit: not appending to {self.store.where}, which fails "
-                f"verification:\n{self._sealed_damage}")
+                "verification (verify_chain() says where)")
         self.writer(event)
 
     def seal(self) -> VerificationResult:
@@ -90,7 +90,7 @@ class ReplayLedger:
         self.immutable = True
         self.store.make_immutable()
         check = self.verify_chain()
-        self._sealed_damage = None if check.valid else check.report()
+        self._sealed_damaged = not check.valid
         return check
 
     def attach(self, workflow: Attachable) -> Attachable:
