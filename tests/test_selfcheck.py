@@ -179,7 +179,8 @@ def test_node_map_passes_the_counts_of_the_learners_run(runs: SimpleNamespace,
     nodes, loops = COUNTS[decision]
     verdict = selfcheck.node_map(runs.result[decision], nodes_executed=nodes,
                                  loop_iterations=loops)
-    assert_pass(verdict, f"{nodes} node executions and {loops} loop iteration(s)")
+    assert_pass(verdict, f"{nodes} node executions and {loops} loop iteration"
+                         + ("" if loops == 1 else "s"))
     assert ("publisher never ran" in verdict.message) is (decision == "reject")
 
 
@@ -240,7 +241,7 @@ def test_node_map_refuses_a_run_where_no_node_ran(runs: SimpleNamespace) -> None
 
 def test_stream_labels_passes_output_of_an_approved_stream(runs: SimpleNamespace) -> None:
     assert_pass(selfcheck.stream_labels(runs.events["approve"], final_output_field="output"),
-                "1 loop iteration(s)", "published content in 'output'")
+                "1 loop iteration;", "published content in 'output'")
 
 
 def test_stream_labels_says_a_rejected_run_published_nothing(runs: SimpleNamespace) -> None:

@@ -13,7 +13,7 @@ from collections import Counter
 from typing import Any
 
 from ...engine.results import RunResult
-from ...events import EventType, MeshEvent
+from ...events import EventType, MeshEvent, plural
 from ...ledger.verify import VerificationResult
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
@@ -64,9 +64,10 @@ def node_map(ex1_result: RunResult, nodes_executed: int, loop_iterations: int) -
     if wrong:
         return hint(_gate_rejected(run, "your run was rejected at the gate, so fewer nodes "
                                         "ran than in an approved one. ") + "; ".join(wrong))
-    return passed(f"{nodes_executed} node executions and {loop_iterations} loop iteration(s), "
-                  "as in your run" + _gate_rejected(run, "; the reviewer rejected the draft "
-                                                         "at the gate, so the publisher never ran"))
+    counts = f"{plural(nodes_executed, 'node execution')} and " \
+             f"{plural(loop_iterations, 'loop iteration')}"
+    return passed(f"{counts}, as in your run" + _gate_rejected(
+        run, "; the reviewer rejected the draft at the gate, so the publisher never ran"))
 
 
 def _node_count_hint(run: RunResult, answer: int) -> str | None:
@@ -116,8 +117,8 @@ def stream_labels(ex2_events: list[MeshEvent], final_output_field: str) -> Verdi
     wrong = _field_hint(events[-1], _field_name(final_output_field))
     if wrong:
         return hint(wrong)
-    heard = (f"{len(events)} events of {len(seen)} types, {seen['loop_iteration']} loop "
-             "iteration(s)")
+    heard = (f"{plural(len(events), 'event')} of {plural(len(seen), 'type')}, "
+             f"{plural(seen['loop_iteration'], 'loop iteration')}")
     return passed(f"{heard}; {_output_said(events[-1])}")
 
 

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ...errors import MeshflowError, shown
+from ...events import plural
 from .text import filler_reason, first_duplicate
 
 
@@ -189,7 +190,7 @@ def describe(value: Any) -> str:
         return f"the text {shown(value)}" if value.strip() else "empty text"
     if isinstance(value, (list, tuple, set, frozenset, Mapping)):
         noun = "dict" if isinstance(value, Mapping) else type(value).__name__
-        return f"a {noun} of {len(value)} item{'' if len(value) == 1 else 's'}"
+        return f"a {noun} of {plural(len(value), 'item')}"
     if isinstance(value, type):
         return f"the class {value.__name__}"
     if callable(value):
