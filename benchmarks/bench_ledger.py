@@ -38,6 +38,7 @@ import pyarrow as pa
 from timing import stats, target
 
 import meshflow_nb.ledger.verify as verify_pass
+from meshflow_nb import fixed_approver
 from meshflow_nb.events import EventType, MeshEvent
 from meshflow_nb.ledger import Durability, ReplayLedger
 from meshflow_nb.ledger.canonical import CURRENT_RECIPE
@@ -403,7 +404,8 @@ def capstone(ledger: ReplayLedger | None = None) -> Callable[[], Any]:
     wf = build_capstone_pipeline(quality_scores=[0.6, 0.85])
     if ledger is not None:
         ledger.attach(wf)
-    return lambda: wf.run("Benchmark task")
+    approver = fixed_approver(True, "benchmark", "approved by script", channel="script")
+    return lambda: wf.run("Benchmark task", approver=approver)
 
 
 def check_run(result: Any) -> None:
