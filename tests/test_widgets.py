@@ -305,7 +305,7 @@ def test_the_event_tables_header_stays_on_top_of_a_bounded_scroll_area() -> None
         assert re.fullmatch(r"\d+px", scroll["max-height"])
         assert scroll["overflow-y"] in ("auto", "scroll")
         headers = page.tags("th")
-        assert tuple(text for _, text in headers) == TABLE_COLUMNS
+        assert tuple(text for _, text in headers) == tuple(TABLE_COLUMNS)
         for attrs, _ in headers:
             style = css(attrs["style"])
             assert style["position"] == "sticky" and style["top"] == "0"

@@ -26,8 +26,10 @@ from .drawing import STATE_FILLS, STATE_TEXT, GraphvizNotInstalled, legend_html
 from .fallback import FallbackDisplay
 from .runview import RunView
 
-TABLE_COLUMNS = ("seq", "t", "type", "node", "role", "detail", "cost_usd", "tokens")
-"""Columns of the event table, in order."""
+TABLE_COLUMNS = {"seq": "3em", "t": "4em", "type": "9.6em", "node": "8.6em", "detail": "auto",
+                 "cost_usd": "5.4em", "tokens": "4.6em"}
+"""Columns of the event table, in order, with their widths: ``detail`` takes what is left,
+so the table is as wide as its box and no wider (each node's role is in the drawing)."""
 
 TEXT_COLUMNS = ("seq", "t", "type", "node", "detail")
 """Columns of the plain-text event table (narrower, for papermill output)."""
@@ -97,14 +99,16 @@ class LiveView(FallbackDisplay):
         """How many times the widget was redrawn (for measuring the throttle)."""
         self._lock = threading.Lock()
         self._totals = widgets.HTML()
-        self._graph = widgets.HTML(layout=widgets.Layout(min_width="300px"))
+        self._graph = widgets.HTML()
         self._legend = widgets.HTML(legend_html(), layout=widgets.Layout(width="100%"))
-        self._table = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="420px"))
+        # the table takes the width the drawing leaves, and goes below it in a narrow cell
+        self._table = widgets.HTML(layout=widgets.Layout(flex="1 1 420px", min_width="0",
+                                                         max_width="100%"))
         super().__init__(widgets.VBox([
             self._totals,
             widgets.HBox([widgets.VBox([self._graph, self._legend],
-                                       layout=widgets.Layout(min_width="300px")),
-                          self._table]),
+                                       layout=widgets.Layout(width="38%", min_width="280px")),
+                          self._table], layout=widgets.Layout(flex_flow="row wrap")),
         ]))
         self._throttle = Throttle(self._redraw, throttle_s)
         self._redraw()
@@ -201,26 +205,36 @@ def table_html(rows: list[dict[str, Any]], max_rows: int) -> str:
     """The newest ``max_rows`` event rows as an HTML table that scrolls inside a box of
     `TABLE_HEIGHT`, its header row sticky, kept scrolled to the newest row."""
     shown = rows[-max_rows:] if max_rows else []
+    cols = "".join(f"<col style='width:{w}'>" for w in TABLE_COLUMNS.values())
     head = "".join(f"<th style='{_TH_STYLE}'>{c}</th>" for c in TABLE_COLUMNS)
     body = "".join(
-        "<tr>" + "".join(f"<td style='{_TD_STYLE}'>{html.escape(_cell(row.get(c)))}</td>"
-                         for c in TABLE_COLUMNS)
+        "<tr>" + "".join(_td(c, _cell(row.get(c))) for c in TABLE_COLUMNS)
         + "</tr>" for row in shown)
     note = (f"<div>showing the newest {len(shown)} of {len(rows)} events</div>"
             if len(shown) < len(rows) else "")
     # column-reverse keeps the box scrolled to its end (the newest row) as rows arrive
     return (f"{note}<div class='meshflow-events-scroll' style='max-height:{TABLE_HEIGHT};"
             "overflow-y:auto;overflow-x:auto;display:flex;flex-direction:column-reverse'>"
-            "<div><table class='meshflow-events' style='font-size:12px;"
-            "border-collapse:separate;border-spacing:0'>"
-            f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>")
+            "<div><table class='meshflow-events' style='font-size:12px;width:100%;"
+            "table-layout:fixed;border-collapse:separate;border-spacing:0'>"
+            f"<colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></div>")
 
 
 _TH_STYLE = ("position:sticky;top:0;z-index:1;text-align:left;padding:2px 6px;"
              "background:var(--jp-layout-color1, #ffffff);"
              "border-bottom:1px solid var(--jp-border-color1, #bdbdbd)")
 """A header cell: it stays at the top of the scroll area, opaque over the rows below."""
-_TD_STYLE = "padding:1px 6px"
+_TD_STYLE = "padding:1px 6px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+_DETAIL_STYLE = "padding:1px 6px;overflow-wrap:anywhere"
+
+
+def _td(column: str, text: str) -> str:
+    """A cell: the detail wraps; the others stay on one line, cut with an ellipsis when
+    too long, the whole value in the tooltip."""
+    shown = html.escape(text)
+    if column == "detail":
+        return f"<td style='{_DETAIL_STYLE}'>{shown}</td>"
+    return f"<td style='{_TD_STYLE}' title='{shown}'>{shown}</td>"
 
 
 def table_text(rows: list[dict[str, Any]]) -> str:
