@@ -16,7 +16,19 @@ verifying its hash chain.
 --no-gate is exercise 3's deliberate misconfiguration: the pipeline is built without
 its human gate, so the EXTERNAL_IO publisher is reachable unreviewed, and the
 REGULATED policy's pre-flight rejects the workflow (rule P001) before any node runs.
-The fix is to put the gate back (drop the flag). The exit status is 0 when the run
+The fix is to put the gate back (drop the flag).
+
+Exercise 4 in the terminal, on a ledger of its own:
+
+    export MESHFLOW_MOCK=1 MESHFLOW_LEDGER_DB=exercise4.duckdb   # the CLI reads it too
+    python3 hands_on/16_production_pipeline.py
+    meshflow-nb ledger sql "SELECT seq, prev_hash, hash FROM ledger_entries ORDER BY seq"
+    meshflow-nb ledger sql "UPDATE ledger_entries SET output = '{\"tampered\": true}' WHERE seq = 2"
+    meshflow-nb ledger verify     # DAMAGED, exit 1
+    meshflow-nb ledger new        # the damaged file kept as .bak, an empty one in its place
+
+A damaged ledger refuses later runs under immutable audit (P008) until it is moved
+aside that way. The exit status is 0 when the run
 ends the way its mode demonstrates (completed, rejected at the gate, rejected by
 pre-flight) and the ledger verifies; 1 otherwise; 2, with one line saying what to
 do, when the pipeline cannot be built (no MESHFLOW_MOCK=1 and no live agents yet).
