@@ -28,6 +28,7 @@ from ..agents.base import AgentResult, NodeContext, normalize_result
 from ..errors import MeshflowError
 from ..events import EventBus, EventType, MeshEvent, utc_now
 from ..hitl.requests import Approver, Decision, GateRequest
+from ..ledger.errors import LedgerGapError
 from ..model.conditions import ConditionEvalError, parse_condition
 from ..model.graph import Blueprint, Edge, HumanGate, Node, Topology
 from ..model.preflight import PreflightReport
@@ -85,6 +86,7 @@ class Run:
         self.builder = builder
         self.unrecorded = 0
         """Events the ledger refused or failed to record (``recording_error`` says why)."""
+        self._counted_through = 0  # the events up to this seq are counted in ``unrecorded``
         self.recording_error: str | None = None
         self.run_id = run_id or uuid.uuid4().hex[:16]
         self.bus = bus or EventBus()
@@ -235,10 +237,16 @@ class Run:
         try:
             self.ledger.record(event)
         except MeshflowError as err:
-            self._unrecorded(f"{event.type.value}: {err}")
+            self._unrecorded(f"{event.type.value}: {err}", err)
 
-    def _unrecorded(self, reason: str) -> None:
-        self.unrecorded += 1
+    def _unrecorded(self, reason: str, err: MeshflowError) -> None:
+        """Count the events ``err`` says are lost: those the writer gave up on (queued,
+        from its first lost entry on) or the one just refused."""
+        first = getattr(err, "first_lost", None)
+        if first is None or isinstance(err, LedgerGapError):
+            first = self._seq  # only the event in hand (a refusal, a gap)
+        self.unrecorded += max(0, self._seq - max(first, self._counted_through + 1) + 1)
+        self._counted_through = max(self._counted_through, self._seq)
         self.recording_error = self.recording_error or reason
         if audit_required(self.policy) and self.status is not RunStatus.AUDIT_FAILED:
             message = f"the audit trail could not record the run, so it stopped ({reason})"
@@ -257,7 +265,7 @@ class Run:
         try:
             self.ledger.flush(run_id=self.run_id)
         except MeshflowError as err:
-            self._unrecorded(f"before {node.id}: {err}")
+            self._unrecorded(f"before {node.id}: {err}", err)
             raise PolicyStop(RunStatus.AUDIT_FAILED, str(err), node_status="refused") from err
 
     def node(self, node_id: str) -> Node | None:

@@ -23,6 +23,11 @@ class LedgerWriteError(LedgerError):
     """Entries could not be committed: the writer gave up on them after bounded retries
     (the message says why), or waiting for the commit timed out."""
 
+    def __init__(self, message: str, *, first_lost: int | None = None) -> None:
+        super().__init__(message)
+        self.first_lost = first_lost
+        """The run's first entry not in the ledger, from which on all are lost (or None)."""
+
 
 class LedgerGapError(LedgerWriteError):
     """A run lost an entry earlier (refused, or given up by the writer), so its later

@@ -79,7 +79,7 @@ class Loss:
         also = (f"; {plural(others, 'other run')} lost entries too (flush(run_id=...) "
                 "says which)") if others else ""
         error = LedgerWriteError(f"run {self.run_id} lost its entries from #{self.first} "
-                                 f"on: {self.reason}{also}")
+                                 f"on: {self.reason}{also}", first_lost=self.first)
         error.__cause__ = self.cause
         return error
 
