@@ -28,7 +28,7 @@ from ..agents.base import AgentResult, NodeContext, normalize_result
 from ..errors import MeshflowError
 from ..events import EventBus, EventType, MeshEvent, utc_now
 from ..hitl.requests import Approver, Decision, GateRequest
-from ..ledger.errors import LedgerGapError
+from ..ledger.errors import LedgerWriteError
 from ..model.conditions import ConditionEvalError, parse_condition
 from ..model.graph import Blueprint, Edge, HumanGate, Node, Topology
 from ..model.preflight import PreflightReport
@@ -242,9 +242,8 @@ class Run:
     def _unrecorded(self, reason: str, err: MeshflowError) -> None:
         """Count the events ``err`` says are lost: those the writer gave up on (queued,
         from its first lost entry on) or the one just refused."""
-        first = getattr(err, "first_lost", None)
-        if first is None or isinstance(err, LedgerGapError):
-            first = self._seq  # only the event in hand (a refusal, a gap)
+        lost_from = err.first_lost if isinstance(err, LedgerWriteError) else None
+        first = self._seq if lost_from is None else lost_from  # else only the event in hand
         self.unrecorded += max(0, self._seq - max(first, self._counted_through + 1) + 1)
         self._counted_through = max(self._counted_through, self._seq)
         self.recording_error = self.recording_error or reason
