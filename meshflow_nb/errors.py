@@ -7,6 +7,9 @@ root and the few errors that every layer raises.
 
 from __future__ import annotations
 
+import os
+import re
+
 __all__ = ["ConfigError", "MeshflowError", "UnknownNodeError"]
 
 _SHOWN_CHARS = 80
@@ -46,3 +49,19 @@ def shown(value: object) -> str:
     if len(text) <= _SHOWN_CHARS:
         return text
     return f"{text[:_SHOWN_CHARS]}… ({len(text) - _SHOWN_CHARS} more characters)"
+
+
+SECRET_VARS = ("ANTHROPIC_API_KEY",)
+"""Environment variables whose values no message, event, log or file of ours may repeat."""
+_KEY_SHAPE = re.compile(r"sk-ant-[A-Za-z0-9_\-]{8,}")
+
+
+def redacted(text: str) -> str:
+    """``text`` with every secret of `SECRET_VARS`, and anything shaped like an Anthropic
+    key, replaced by ``[redacted]``: the one place a secret is scrubbed before it is shown
+    or stored."""
+    for name in SECRET_VARS:
+        secret = os.environ.get(name, "")
+        if len(secret) >= 8:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_SHAPE.sub("[redacted]", text)
