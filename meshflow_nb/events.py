@@ -40,6 +40,9 @@ class EventType(StrEnum):
     NODE_RETRY = "node_retry"
     CIRCUIT_STATE = "circuit_state"
     AUDIT_FAILED = "audit_failed"
+    NODE_PARTIAL = "node_partial"
+    """A streaming agent's text so far (``payload["delta"]``): shown live, kept out of the
+    ledger unless the policy sets ``record_partial_output``."""
 
 
 

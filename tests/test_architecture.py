@@ -31,22 +31,24 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "version": frozenset(),
     "validation": frozenset({"errors"}),
     "ledger": BASE,
+    "localapi": BASE,
     "model": BASE,
-    "agents": BASE | {"model"},
+    "agents": BASE | {"model", "localapi"},
     "policy": BASE | {"agents", "model", "ledger.location"},
     "hitl": BASE | {"policy.config", "model", "ledger.location"},
     "engine": BELOW_ENGINE,
     "workflow": BELOW_ENGINE | {"engine"},
     "pipelines": BELOW_ENGINE | {"engine", "workflow"},
     "notebook": BELOW_ENGINE | {"engine", "workflow", "pipelines"},
-    "cli": BELOW_ENGINE | {"engine", "workflow", "pipelines"},
+    "cli": BELOW_ENGINE | {"engine", "workflow", "pipelines", "localapi"},
     "__main__": frozenset({"cli"}),
 }
 """The table of docs/architecture.md: what each layer may import besides itself (a
 layer, or one module of it such as ``ledger.location``)."""
 
-HEAVY = ("pandas", "duckdb", "IPython", "ipywidgets", "graphviz")
-"""What ``import meshflow_nb`` must not load: the ledger's and the notebook's needs."""
+HEAVY = ("pandas", "duckdb", "IPython", "ipywidgets", "graphviz", "anthropic")
+"""What ``import meshflow_nb`` must not load: what the ledger, the notebook and live agents
+need."""
 
 BUILTIN_ERRORS = frozenset(
     n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))

@@ -280,7 +280,9 @@ def test_cost_follows_the_price_table_and_the_model():
 
 
 def test_price_table_values_and_override():
-    assert price_for("claude-sonnet-4-5") == ModelPrice("claude-sonnet-4-5", 3.0, 15.0, "medium")
+    sonnet = price_for("claude-sonnet-4-5")
+    assert (sonnet.input_usd_per_mtok, sonnet.output_usd_per_mtok, sonnet.model_class) == (
+        3.0, 15.0, "medium")
     assert cost_usd("claude-opus-4-1", 1_000_000, 1_000_000) == 90.0
     assert cost_usd("mock-free", 5000, 5000) == 0.0
     mine = {"local": ModelPrice("local", 0.5, 1.0, "small")}

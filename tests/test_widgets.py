@@ -289,7 +289,7 @@ def test_every_state_has_a_whole_readable_chip_in_the_legend() -> None:
             assert contrast(style["background"], style["color"]) >= 4.5, state
             assert style["white-space"] == "nowrap" and style["display"] == "inline-block"
             assert "overflow" not in style and "width" not in style
-    assert view._legend in view.widget.children[1].children[0].children
+    assert view._legend in view.widget.children[2].children[0].children
     assert view._legend.layout.width == "100%"
     assert legend_html() == view._legend.value
 

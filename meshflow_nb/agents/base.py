@@ -7,7 +7,7 @@ return text, a dict, or an `AgentResult`; `normalize_result` turns any of them i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,9 @@ class NodeContext:
     """When a loop edge re-ran this node: the text of the loop edge's source (its review)."""
     lessons: tuple[str, ...] = ()
     """With cross-run learning on: plain-text lessons from earlier runs on similar tasks."""
+    on_text: Callable[[str], None] | None = field(default=None, compare=False, repr=False)
+    """A streaming agent hands each piece of text here as it arrives (on the run's loop);
+    the runner shows it as a ``node_partial`` event."""
 
 
 @dataclass
@@ -57,10 +60,16 @@ class AgentResult:
     """Grams CO2e, filled in by the environmental layer when the policy turns it on."""
     output: Any = None
     """What downstream nodes see; defaults to ``text``."""
+    cache_write_tokens: int = 0
+    """Of ``tokens_in``: prompt tokens written to the model's prompt cache."""
+    cache_read_tokens: int = 0
+    """Of ``tokens_in``: prompt tokens read from the prompt cache (priced lower)."""
 
     def __post_init__(self) -> None:
         self.tokens_in = whole(self.tokens_in, "AgentResult.tokens_in")
         self.tokens_out = whole(self.tokens_out, "AgentResult.tokens_out")
+        self.cache_write_tokens = whole(self.cache_write_tokens, "AgentResult.cache_write_tokens")
+        self.cache_read_tokens = whole(self.cache_read_tokens, "AgentResult.cache_read_tokens")
         self.cost_usd = optional_number(self.cost_usd, "AgentResult.cost_usd")
         self.carbon_g = optional_number(self.carbon_g, "AgentResult.carbon_g")
         for name in ("uncertainty", "confidence"):
@@ -87,6 +96,12 @@ class AgentResult:
     @property
     def tokens(self) -> int:
         return self.tokens_in + self.tokens_out
+
+    def cache_tokens(self) -> dict[str, int]:
+        """The prompt-cache counts that are not zero, for an event's payload."""
+        counts = {"cache_write_tokens": self.cache_write_tokens,
+                  "cache_read_tokens": self.cache_read_tokens}
+        return {name: count for name, count in counts.items() if count}
 
 
 ACCOUNTING_KEYS = ("tokens_in", "tokens_out", "cost_usd", "uncertainty", "confidence", "model")

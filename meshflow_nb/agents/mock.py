@@ -25,6 +25,7 @@ from ..errors import ConfigError
 from ..model.roles import Role
 from .base import AgentResult, NodeContext
 from .pricing import DEFAULT_MODEL, cost_usd
+from .prompts import role_kind
 
 MOCK_VAR = "MESHFLOW_MOCK"
 SEED_VAR = "MESHFLOW_MOCK_SEED"
@@ -716,27 +717,6 @@ _PROFILES: dict[str, _Profile] = {
     "guardian": _Profile(_compose_screen, 0.5, 500, (0.03, 0.12)),
     "human": _Profile(_compose_note, 0.5, 200, (0.00, 0.05)),
 }
-_ROLE_KINDS = {
-    Role.RESEARCHER: "researcher",
-    Role.CRITIC: "critic",
-    Role.ORCHESTRATOR: "publisher",
-    Role.PLANNER: "planner",
-    Role.GUARDIAN: "guardian",
-    Role.HUMAN: "human",
-}
-
-
-_WRITER_ANGLES = {"writer", "writing", "draft", "drafting", "synthesis", "editor"}
-
-
-def _kind(role: Role, angle: str | None) -> str:
-    """An executor drafts when its angle is None or "writer"; otherwise it analyses."""
-    if role is Role.EXECUTOR:
-        writes = angle is None or angle.lower() in _WRITER_ANGLES
-        return "writer" if writes else "analyst"
-    return _ROLE_KINDS[role]
-
-
 def _rng_for(seed: int, role: Role, angle: str | None, ctx: NodeContext) -> random.Random:
     """A generator that depends only on the call's content, in any process."""
     parts = [seed, role.value, angle, ctx.node_id, ctx.task, ctx.iteration]
@@ -769,7 +749,7 @@ class MockAgent:
 
     @property
     def _profile(self) -> _Profile:
-        return _PROFILES[_kind(self.role, self.angle)]
+        return _PROFILES[role_kind(self.role, self.angle)]
 
     async def __call__(self, ctx: NodeContext) -> AgentResult:
         seed = mock_seed() if self.seed is None else self.seed

@@ -231,6 +231,18 @@ class Run:
         self.bus.publish(event)
         return event
 
+    def _partial(self, node: Node, iteration: int, text: str) -> None:
+        """A streaming agent's piece of text: on the bus at once, and in the ledger (as a
+        numbered event) only when the policy sets ``record_partial_output``; otherwise it
+        shares the number of the event before it, so the ledger's numbering has no hole."""
+        payload = {"delta": text, "iteration": iteration}
+        if self.policy is not None and self.policy.record_partial_output:
+            self.emit(EventType.NODE_PARTIAL, node, payload=payload)
+            return
+        self.bus.publish(MeshEvent(run_id=self.run_id, seq=self._seq, ts=utc_now(),
+                                   type=EventType.NODE_PARTIAL, node_id=node.id,
+                                   role=_role(node), payload=payload))
+
     def _record(self, event: MeshEvent) -> None:
         """Hand the event to the ledger; a refusal or failure is counted, never lost
         quietly, and when the policy requires audit it stops the run (fail closed)."""
@@ -357,7 +369,8 @@ class Run:
                   carbon_g=result.carbon_g,
                   tokens_in=result.tokens_in, tokens_out=result.tokens_out,
                   payload={"iteration": iteration, "duration_ms": round(ms, 1),
-                           "model": result.model, **result.variables,
+                           "model": result.model, **result.cache_tokens(),
+                           **result.variables,
                            **({"text": result.text} if result.text != result.output else {})})
 
     def _emit_failure(self, node: Node, failure: NodeFailure, began: float, iteration: int) -> None:
@@ -376,7 +389,8 @@ class Run:
             run_id=self.run_id, node_id=node.id, role=_role(node) or "", task=self.task,
             inputs=inputs, outputs=dict(self.outputs),
             variables=dict(self.variables), iteration=iteration,
-            feedback=feedback[1] if feedback else None)
+            feedback=feedback[1] if feedback else None,
+            on_text=lambda text: self._partial(node, iteration, text))
 
     # --- human gates -----------------------------------------------------------
 

@@ -99,6 +99,7 @@ class LiveView(FallbackDisplay):
         """How many times the widget was redrawn (for measuring the throttle)."""
         self._lock = threading.Lock()
         self._totals = widgets.HTML()
+        self._streaming = widgets.HTML()
         self._graph = widgets.HTML()
         self._legend = widgets.HTML(legend_html(), layout=widgets.Layout(width="100%"))
         # the table takes the width the drawing leaves, and goes below it in a narrow cell
@@ -106,6 +107,7 @@ class LiveView(FallbackDisplay):
                                                          max_width="100%"))
         super().__init__(widgets.VBox([
             self._totals,
+            self._streaming,
             widgets.HBox([widgets.VBox([self._graph, self._legend],
                                        layout=widgets.Layout(width="38%", min_width="280px")),
                           self._table], layout=widgets.Layout(flex_flow="row wrap")),
@@ -156,10 +158,12 @@ class LiveView(FallbackDisplay):
         with self._lock:
             svg = self._svg()
             totals = totals_html(self.model)
+            streaming = streaming_html(self.model.streaming)
             table = table_html(self.model.rows, self.max_rows)
             self.redraws += 1
         self._graph.value = svg
         self._totals.value = totals
+        self._streaming.value = streaming
         self._table.value = table
 
     def _svg(self) -> str:
@@ -192,6 +196,20 @@ def totals_html(view: RunView) -> str:
              f"carbon {t['carbon_g']:.3f} g", f"time {t['elapsed_s']:.2f} s",
              f"node runs {t['node_executions']}", f"loop iterations {t['loop_iterations']}"]
     return "<div class='meshflow-totals'>" + " &middot; ".join(parts) + "</div>"
+
+
+STREAM_TAIL_CHARS = 160
+"""How much of a streaming node's latest text the live view shows."""
+
+
+def streaming_html(streaming: dict[str, str]) -> str:
+    """One line per node whose agent is writing now: its latest words, as they arrive."""
+    lines = []
+    for node_id, text in streaming.items():
+        tail = " ".join(text.split())[-STREAM_TAIL_CHARS:]
+        lines.append(f"<div style='font-size:12px;color:#333;overflow-wrap:anywhere'>"
+                     f"<b>{html.escape(node_id)}</b> is writing: …{html.escape(tail)}</div>")
+    return "".join(lines)
 
 
 def status_html(status: str, *, waiting: bool = False) -> str:

@@ -64,6 +64,8 @@ class RunView:
         self.rows: list[dict[str, Any]] = []
         self.waiting: list[str] = []
         """Ids of the nodes whose gate waits for a decision now (paused, not yet decided)."""
+        self.streaming: dict[str, str] = {}
+        """Text a streaming agent has written so far, by node, until the node ends."""
         self._t0: datetime | None = None
         self._handlers: dict[EventType, Callable[[MeshEvent], None]] = {
             EventType.RUN_START: self._on_run_start,
@@ -75,7 +77,13 @@ class RunView:
         }
 
     def apply(self, event: MeshEvent) -> None:
-        """Take one event into account: node state, totals, one table row."""
+        """Take one event into account: node state, totals, one table row (a streamed
+        piece of text adds to its node's text instead: a row each would flood the table)."""
+        if event.type is EventType.NODE_PARTIAL:
+            node_id = str(event.node_id)
+            self.streaming[node_id] = self.streaming.get(node_id, "") + str(
+                event.payload.get("delta", ""))
+            return
         offset = self._offset(event.ts)
         self.totals["elapsed_s"] = max(self.totals["elapsed_s"], offset)
         if event.node_id is not None and event.type in _NODE_STATES:
@@ -108,6 +116,8 @@ class RunView:
 
     def _on_node(self, event: MeshEvent) -> None:
         view = self._view(str(event.node_id))
+        if event.type is not EventType.NODE_START:
+            self.streaming.pop(str(event.node_id), None)
         view.state = _NODE_STATES[event.type]
         view.last_event = event.type.value
         if event.type is EventType.NODE_START:

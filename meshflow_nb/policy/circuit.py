@@ -10,6 +10,11 @@ call goes through; its success closes the breaker, its failure opens it again.
 The breaker reads time from a `Clock`, so tests (and lessons) can use a fake clock that
 never really sleeps. docs/circuit-breaker.md explains the states with a worked timeline.
 
+An error may say how to be treated: ``retryable = False`` (a refused key, a retired
+model) is raised at once, neither retried nor counted, since it says nothing about the
+agent's health; ``retry_after_s`` (a server's ``retry-after``) lengthens the pause before
+the next attempt, up to ``max_retry_after_s``.
+
 Events. Every retry and every state change is a `BreakerEvent`, handed to two kinds of
 listener, both optional:
 
@@ -66,6 +71,8 @@ class CircuitBreakerConfig:
     """No pause between attempts is longer than this."""
     jitter_s: float = 0.0
     """Up to this much is added to each pause, fixed per (agent, retry); 0 turns it off."""
+    max_retry_after_s: float = 60.0
+    """The longest pause a server's ``retry-after`` may ask for; a longer ask waits this."""
 
     def __post_init__(self) -> None:
         whole(self.max_retries, "CircuitBreakerConfig.max_retries", fix="use 0 for no retries")
@@ -74,7 +81,8 @@ class CircuitBreakerConfig:
         for name, strict, fix in (
                 ("failure_window_s", True, None), ("half_open_after_s", True, None),
                 ("backoff_base_s", False, "use 0 to retry without pausing"),
-                ("backoff_max_s", True, None), ("jitter_s", False, "use 0 for no jitter")):
+                ("backoff_max_s", True, None), ("jitter_s", False, "use 0 for no jitter"),
+                ("max_retry_after_s", False, "use 0 to ignore a server's retry-after")):
             number(getattr(self, name), f"CircuitBreakerConfig.{name}", strict=strict,
                    maximum=SECONDS_MAX, fix=fix or "pass a positive number of seconds, e.g. 10.0")
 
@@ -261,6 +269,9 @@ class CircuitBreaker:
                 result = await make_call()
             except Exception as error:
                 last_error = error
+                if getattr(error, "retryable", True) is False:
+                    self._abandon(probe)
+                    raise
                 if not self._failed(probe, error, listeners) or retry >= self.config.max_retries:
                     raise
                 retry += 1
@@ -274,11 +285,18 @@ class CircuitBreaker:
 
     async def _pause(self, retry: int, error: Exception, listeners: Listeners) -> None:
         """Announce retry number ``retry`` and wait before it."""
-        delay = self.delay_for(retry)
+        delay = max(self.delay_for(retry), self._asked_pause(error))
         _emit(listeners, [BreakerEvent("retry", self.agent, {
             "attempt": retry, "max_retries": self.config.max_retries,
             "delay_s": delay, "error": _describe(error)})])
         await self.clock.sleep(delay)
+
+    def _asked_pause(self, error: Exception) -> float:
+        """The pause the failed call's server asked for (``retry_after_s``), capped."""
+        asked = getattr(error, "retry_after_s", None)
+        if not isinstance(asked, (int, float)) or not asked > 0:
+            return 0.0
+        return min(float(asked), self.config.max_retry_after_s)
 
     def _admit(self, listeners: Listeners) -> bool:
         """Let an attempt through or raise `CircuitOpenError`; True if it is the probe."""

@@ -82,7 +82,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": False, "carbon_budget_g": None,
         "enable_cross_run_learning": False, "immutable_audit": False,
         "circuit_breaker": None, "human_in_loop": HumanInLoopConfig(enabled=False),
-        "prices": None,
+        "prices": None, "record_partial_output": False,
     },
     PolicyMode.STANDARD: {
         "budget_usd": 10.0, "enable_guardian": True, "guardian_action": Action.REDACT,
@@ -90,7 +90,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": True, "carbon_budget_g": None,
         "enable_cross_run_learning": False, "immutable_audit": False,
         "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
-        "prices": None,
+        "prices": None, "record_partial_output": False,
     },
     PolicyMode.REGULATED: {
         "budget_usd": None, "enable_guardian": True, "guardian_action": Action.BLOCK,
@@ -98,7 +98,7 @@ _PRESETS: dict[PolicyMode, dict[str, Any]] = {
         "enable_environmental": True, "carbon_budget_g": None,
         "enable_cross_run_learning": True, "immutable_audit": True,
         "circuit_breaker": CircuitBreakerConfig(), "human_in_loop": HumanInLoopConfig(),
-        "prices": None,
+        "prices": None, "record_partial_output": False,
     },
 }
 
@@ -124,6 +124,8 @@ class Policy:
     human_in_loop: HumanInLoopConfig
     prices: Mapping[str, ModelPrice] | None
     """Price table that replaces the default for cost accounting (see agents/pricing.py)."""
+    record_partial_output: bool
+    """Record a streaming agent's ``node_partial`` events in the ledger (off: shown only)."""
     explicit: frozenset[str]
 
     def __init__(self, mode: PolicyMode | str = PolicyMode.STANDARD, **settings: Any) -> None:
@@ -211,7 +213,7 @@ def _checked(values: dict[str, Any]) -> dict[str, Any]:
     """Every field's type and range, checked at construction: a policy that would do
     something other than what it says is refused before it governs anything."""
     for name in ("enable_guardian", "enable_uncertainty", "enable_environmental",
-                 "enable_cross_run_learning", "immutable_audit"):
+                 "enable_cross_run_learning", "immutable_audit", "record_partial_output"):
         flag(values[name], f"Policy.{name}")
     for name, unit in (("budget_usd", "budget_usd=5.0"), ("carbon_budget_g", "carbon_budget_g=50")):
         values[name] = optional_number(values[name], f"Policy.{name}", strict=True,
