@@ -31,7 +31,13 @@ A damaged ledger refuses later runs under immutable audit (P008) until it is mov
 aside that way. The exit status is 0 when the run
 ends the way its mode demonstrates (completed, rejected at the gate, rejected by
 pre-flight) and the ledger verifies; 1 otherwise; 2, with one line saying what to
-do, when the pipeline cannot be built (no MESHFLOW_MOCK=1 and no live agents yet).
+do, when the pipeline cannot be built (neither MESHFLOW_MOCK=1 nor ANTHROPIC_API_KEY)
+or its cost preview is above --max-cost or the policy's budget.
+
+Live mode (lesson 15): without MESHFLOW_MOCK, with ANTHROPIC_API_KEY (or
+ANTHROPIC_BASE_URL at `meshflow-nb serve-fake`, or MESHFLOW_REPLAY=cassette.json), the
+six agents are Claude (MESHFLOW_MODEL picks the model). Before any call the script
+prints the cost preview, the most the run can spend, and the model ids.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
+from meshflow_nb.agents.estimate import check_cost, estimate_cost
 from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -91,16 +98,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reviewer", default=os.environ.get("MESHFLOW_REVIEWER", "reviewer"),
                         help="the name recorded with the gate decision")
     parser.add_argument("--task", default=CAPSTONE_TASK, help="what the pipeline works on")
+    parser.add_argument("--max-cost", type=float, metavar="USD",
+                        help="live mode: refuse to start if the run could cost more")
     args = parser.parse_args(argv)
+    notes = sys.stderr if args.stream else sys.stdout
 
-    try:  # mock agents when MESHFLOW_MOCK=1; without them, one line says what to do
+    try:  # mock agents with MESHFLOW_MOCK=1, live ones with a key; else one line says which
         pipeline = build_capstone_pipeline(policy=POLICY, human_gate=not args.no_gate)
+        preview = estimate_cost(pipeline, args.task)
+        if preview.calls:  # live: say what it may cost before anything is called
+            print(preview.describe() + "\n", file=notes)
+        check_cost(preview, args.max_cost)
+        check_cost(preview, POLICY.budget_usd, what="the policy's budget")
     except MeshflowError as err:
         print(f"{Path(__file__).name}: error: {err}", file=sys.stderr)
         return 2
     ledger = ReplayLedger(LEDGER_DB)
     ledger.attach(pipeline)
-    notes = sys.stderr if args.stream else sys.stdout
     print(POLICY.describe() + "\n", file=notes)
     # A tutorial shortcut: the reviewer's decision is scripted, not asked of a person.
     approver = fixed_approver(not args.reject, args.reviewer,

@@ -10,7 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from .agents.base import AgentResult, NodeContext
-from .agents.pricing import UnknownModelError
+from .agents.claude import AnthropicAgent, live_model
+from .agents.errors import (
+    MissingKeyError,
+    ModelAuthError,
+    ModelCallError,
+    ModelOutputError,
+    ModelOverloadedError,
+    ModelRequestError,
+    ReplayMissError,
+    RetiredModelError,
+)
+from .agents.estimate import CostCapError, CostEstimate, check_cost, estimate_cost
+from .agents.pricing import PRICES, ModelPrice, UnknownModelError, current_prices
 from .cli.console import run_and_print
 from .engine.launch import RunHandle
 from .engine.results import NodeRun, RunResult, Totals
@@ -26,6 +38,7 @@ from .ledger.errors import (
     LedgerValueError,
     LedgerWriteError,
 )
+from .localapi import Cassette, CassetteError, Fault, LocalMessagesServer
 from .model.conditions import ConditionError, ConditionEvalError, ConditionSyntaxError
 from .model.graph import Edge, HumanGate, Node
 from .model.preflight import PreflightReport, Problem
@@ -37,15 +50,19 @@ from .version import __version__
 from .workflow import WorkflowDefinition
 
 __all__ = [
-    "AgentResult", "ApprovalConfigError", "ApprovalError", "CircuitBreakerConfig",
-    "CircuitOpenError", "ConditionError", "ConditionEvalError", "ConditionSyntaxError",
-    "ConfigError", "Decision", "Edge", "EventType", "GateRequest", "HumanGate",
+    "PRICES", "AgentResult", "AnthropicAgent", "ApprovalConfigError", "ApprovalError",
+    "Cassette", "CassetteError", "CircuitBreakerConfig", "CircuitOpenError", "ConditionError",
+    "ConditionEvalError", "ConditionSyntaxError", "ConfigError", "CostCapError",
+    "CostEstimate", "Decision", "Edge", "EventType", "Fault", "GateRequest", "HumanGate",
     "HumanInLoopConfig", "ImmutableLedgerError", "LedgerBusyError", "LedgerError",
-    "LedgerGapError", "LedgerValueError", "LedgerWriteError", "MeshEvent", "MeshflowError",
-    "Node", "NodeContext", "NodeRun",
-    "Policy", "PolicyMode", "PreflightReport", "Problem", "ReplayLedger", "RiskTier", "Role",
-    "RunHandle", "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
-    "WorkflowDefinition", "__version__", "fixed_approver", "run_and_print",
+    "LedgerGapError", "LedgerValueError", "LedgerWriteError", "LocalMessagesServer",
+    "MeshEvent", "MeshflowError", "MissingKeyError", "ModelAuthError", "ModelCallError",
+    "ModelOutputError", "ModelOverloadedError", "ModelPrice", "ModelRequestError", "Node",
+    "NodeContext", "NodeRun", "Policy", "PolicyMode", "PreflightReport", "Problem",
+    "ReplayLedger", "ReplayMissError", "RetiredModelError", "RiskTier", "Role", "RunHandle",
+    "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
+    "WorkflowDefinition", "__version__", "check_cost", "current_prices", "estimate_cost",
+    "fixed_approver", "live_model", "run_and_print",
 ]
 
 

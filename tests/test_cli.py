@@ -140,14 +140,14 @@ def test_cli_alias_runs_a_builder_and_reports_usage_mistakes_in_one_line():
     assert "Traceback" not in bad.stderr
 
 
-NO_AGENTS = ("MESHFLOW_MOCK", "ANTHROPIC_API_KEY")
+NO_AGENTS = ("MESHFLOW_MOCK", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "MESHFLOW_REPLAY")
 CAPSTONE = "meshflow_nb.pipelines:build_capstone_pipeline"
 
 
 def names_both_ways_forward(line: str) -> bool:
-    """The line offers the mock agents and live agents, and says live mode is not here yet."""
+    """The line offers the mock agents and live Claude agents."""
     return ("MESHFLOW_MOCK=1" in line and "mock agents" in line
-            and "ANTHROPIC_API_KEY" in line and "not available yet" in line)
+            and "ANTHROPIC_API_KEY" in line and "live Claude agents" in line)
 
 
 @pytest.mark.parametrize("command", [(str(SCRIPT),), ("-m", "meshflow_nb", "run", CAPSTONE, "t")],
@@ -161,11 +161,18 @@ def test_without_agents_the_capstone_says_how_to_get_some_in_one_line(command, l
     assert proc.stdout == "" and not ledger_file.exists()  # nothing ran, nothing recorded
 
 
-def test_an_api_key_alone_does_not_start_live_agents_yet():
-    proc = run("-m", "meshflow_nb", "run", CAPSTONE, "t", unset=NO_AGENTS,
-               ANTHROPIC_API_KEY="sk-ant-not-a-real-key")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
-    assert names_both_ways_forward(proc.stderr) and "sk-ant" not in proc.stderr
+def test_a_key_starts_live_agents_and_an_unreachable_api_is_a_clean_failure(ledger_file):
+    from meshflow_nb.localapi.faults import closed_port
+
+    proc = run("-m", "meshflow_nb", "run", CAPSTONE, "t",
+               unset=("MESHFLOW_MOCK", "MESHFLOW_REPLAY"),
+               ANTHROPIC_API_KEY="sk-ant-not-a-real-key-0123456789",
+               ANTHROPIC_BASE_URL=f"http://127.0.0.1:{closed_port()}")
+    assert proc.returncode == 1, proc.stderr
+    assert "Cost preview: at most $" in proc.stdout and "claude-haiku-4-5" in proc.stdout
+    assert "could not reach the Anthropic API" in proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert "sk-ant" not in proc.stderr + proc.stdout
 
 
 def test_the_engine_imports_without_the_ledgers_heavy_dependencies():

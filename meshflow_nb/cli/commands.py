@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..agents.estimate import check_cost, estimate_cost
+from ..agents.pricing import current_models
 from ..errors import MeshflowError
 from ..events import plural, short_text
 from ..hitl.local import fixed_approver
@@ -28,6 +30,7 @@ from ..hitl.store import (
 from ..ledger import Anchor, ImmutableLedgerError, ReplayLedger, default_location, save_anchors
 from ..ledger.location import is_file_location
 from ..ledger.stores import is_read_only, redact
+from ..localapi.server import LocalMessagesServer
 from ..version import __version__
 from .builders import build
 from .console import run_and_print
@@ -86,7 +89,19 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--reject", action="store_true",
                      help="the reviewer rejects at every human gate")
     run.add_argument("--reviewer", default="cli-reviewer", help="name recorded with decisions")
+    run.add_argument("--max-cost", type=float, metavar="USD",
+                     help="live agents: refuse to start if the run could cost more")
     run.set_defaults(handler=_run)
+    fake = commands.add_parser(
+        "serve-fake", help="a local Messages API server, for live mode without a key",
+        description="Serve the Anthropic Messages API on 127.0.0.1 with deterministic, "
+                    "role-shaped answers (not a real model), until Ctrl-C. In another "
+                    "terminal: export ANTHROPIC_BASE_URL=<the printed URL>.")
+    fake.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
+    fake.add_argument("--all-models", action="store_true",
+                      help="answer any model id (default: only the price table's current "
+                           "ones; a retired id gets the API's 404)")
+    fake.set_defaults(handler=_serve_fake)
     _add_ledger_commands(commands)
     _add_approval_commands(commands)
     return parser
@@ -376,8 +391,28 @@ def _run(args: argparse.Namespace) -> int:
         approver = fixed_approver(False, args.reviewer, "rejected with --reject", channel="cli")
     else:  # settled here, so a setting that cannot work is a usage mistake, not a run
         approver = resolve_approver(workflow.policy, None)
+    preview = estimate_cost(workflow, args.task)
+    if preview.calls:  # live agents: what the run may cost, before anything is called
+        print(preview.describe(), file=sys.stderr if args.stream else sys.stdout)
+    check_cost(preview, args.max_cost)
+    if workflow.policy is not None:
+        check_cost(preview, workflow.policy.budget_usd, what="the policy's budget")
     result = run_and_print(workflow, args.task, stream=args.stream, approver=approver)
     return 0 if result.ok else 1
+
+
+def _serve_fake(args: argparse.Namespace) -> int:
+    """Serve the local Messages API until interrupted; print where it listens."""
+    models = None if args.all_models else current_models()
+    with LocalMessagesServer(port=args.port, models=models) as server:
+        print(f"meshflow-nb: local Messages API (not a real model) at {server.url}\n"
+              f"  export ANTHROPIC_BASE_URL={server.url}   # then run a lesson live, no key\n"
+              "  Ctrl-C stops it.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
 
 
 if __name__ == "__main__":

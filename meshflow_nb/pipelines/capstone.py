@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
+from ..agents.claude import AnthropicAgent
+from ..agents.client import live_available
+from ..agents.errors import KEY_VAR
 from ..agents.mock import MockAgent, MockCritic, mock_enabled
 from ..errors import ConfigError
 from ..model.graph import Agent, HumanGate, Node
@@ -21,8 +23,6 @@ from ..workflow import WorkflowDefinition
 CAPSTONE_TASK = "Assess the market readiness of solid-state batteries for electric vehicles"
 """The course's task for the capstone pipeline (section 2 of lesson 16)."""
 QUALITY_THRESHOLD = 0.8
-LIVE_KEY_VAR = "ANTHROPIC_API_KEY"
-"""Where live Claude agents will read their key (live mode is a later lesson's work)."""
 AGENT_IDS = ("researcher", "analyst_a", "analyst_b", "writer", "quality_gate", "publisher")
 
 
@@ -35,16 +35,20 @@ def build_capstone_pipeline(
     name: str = "production_pipeline",
     policy: Policy | None = None,
     human_gate: bool = True,
+    model: str | None = None,
 ) -> WorkflowDefinition:
     """Build the capstone workflow.
 
-    ``agents`` maps node ids to agents (any you leave out get the mock agent in mock
-    mode); ``quality_scores`` forces the mock critic's scores, one per draft.
+    ``agents`` maps node ids to agents. Any you leave out get the mock agents with
+    ``MESHFLOW_MOCK=1`` (or when ``quality_scores`` forces the mock critic's scores, one
+    per draft), and otherwise live Claude agents when live calls have somewhere to go
+    (``ANTHROPIC_API_KEY``, a local server, a cassette to replay): ``model``, else
+    ``MESHFLOW_MODEL``, else the live default.
     ``human_gate=False`` leaves the gate out, so quality_gate feeds the publisher
     directly: the deliberate misconfiguration of exercise 3, which a REGULATED policy's
     pre-flight rejects (P001) before any node runs.
     """
-    chosen = {**_mock_agents(quality_scores), **(agents or {})}
+    chosen = {**_default_agents(quality_scores, model), **(agents or {})}
     missing = [a for a in AGENT_IDS if a not in chosen]
     if missing:
         raise _no_agents(missing)
@@ -88,28 +92,44 @@ def build_capstone_pipeline(
         workflow.builder = {"function": f"{__name__}:build_capstone_pipeline", "kwargs": {
             "quality_scores": list(quality_scores) if quality_scores else None,
             "max_revisions": max_revisions, "gate_timeout_s": gate_timeout_s, "name": name,
-            "human_gate": human_gate}}
+            "human_gate": human_gate, "model": model}}
     return workflow
 
 
 def _no_agents(missing: list[str]) -> ConfigError:
-    """The one-line error naming both ways forward: mock agents, or live ones (not built
-    yet, so a key alone cannot start them, and the line says so)."""
-    if os.environ.get(LIVE_KEY_VAR):
-        ways = (f"set MESHFLOW_MOCK=1 for the deterministic mock agents ({LIVE_KEY_VAR} is "
-                "set, but live Claude agents are not available yet)")
-    else:
-        ways = (f"set MESHFLOW_MOCK=1 for the deterministic mock agents, or {LIVE_KEY_VAR} "
-                "for live Claude agents (live mode is not available yet)")
+    """The one-line error naming both ways forward: mock agents, or live ones."""
+    ways = f"set MESHFLOW_MOCK=1 for the offline mock agents, or {KEY_VAR} for live Claude agents"
     if len(missing) == len(AGENT_IDS):
         return ConfigError("the capstone pipeline has no agents", argument="agents", fix=ways)
     return ConfigError(f"the capstone pipeline has no agent for {', '.join(missing)}",
                        argument="agents", fix=f"add them to agents=, or {ways}")
 
 
+def _default_agents(quality_scores: Sequence[float] | None,
+                    model: str | None) -> dict[str, Agent]:
+    """Mock agents in mock mode, live ones when live calls can go somewhere, else none."""
+    if mock_enabled() or quality_scores is not None:
+        return _mock_agents(quality_scores)
+    if live_available():
+        return live_agents(model)
+    return {}
+
+
+def live_agents(model: str | None = None) -> dict[str, Agent]:
+    """The six Claude agents, each with its role's prompt; every answer streams."""
+    return {
+        "researcher": AnthropicAgent(Role.RESEARCHER, model=model, stream=True),
+        "analyst_a": AnthropicAgent(Role.EXECUTOR, angle="technical", model=model, stream=True),
+        "analyst_b": AnthropicAgent(Role.EXECUTOR, angle="business", model=model, stream=True),
+        "writer": AnthropicAgent(Role.EXECUTOR, angle="writer", model=model, stream=True,
+                                 max_tokens=1500),
+        "quality_gate": AnthropicAgent.critic(model=model, max_tokens=400),
+        "publisher": AnthropicAgent(Role.ORCHESTRATOR, model=model, max_tokens=200,
+                                    stream=True),
+    }
+
+
 def _mock_agents(quality_scores: Sequence[float] | None) -> dict[str, Agent]:
-    if not mock_enabled() and quality_scores is None:
-        return {}
     return {
         "researcher": MockAgent(Role.RESEARCHER),
         "analyst_a": MockAgent(Role.EXECUTOR, angle="technical"),
