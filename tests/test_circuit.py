@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from meshflow_nb.errors import ConfigError
 from meshflow_nb.policy.circuit import (
     BreakerEvent,
     BreakerRegistry,
@@ -483,3 +484,43 @@ def test_config_validation_names_the_field_and_the_fix(field: str, value: Any,
 ])
 def test_config_accepts_the_edges(kwargs: dict[str, Any]) -> None:
     CircuitBreakerConfig(**kwargs)
+
+
+# --- what an error says about itself ---------------------------------------------------
+
+
+class Overloaded(Exception):
+    """An error that asks for a pause, as a model API's 429/529 does."""
+
+    retryable = True
+
+    def __init__(self, retry_after_s: float | None) -> None:
+        super().__init__("overloaded")
+        self.retry_after_s = retry_after_s
+
+
+class RefusedKey(Exception):
+    retryable = False
+
+
+@pytest.mark.parametrize(("asked", "paused"), [(3.0, 3.0), (0.1, 0.5), (1e9, 60.0),
+                                               (float("nan"), 0.5), (-5, 0.5), (None, 0.5)])
+def test_a_retry_waits_the_servers_retry_after_at_least_and_at_most_the_cap(asked, paused):
+    breaker, clock, events = make(CircuitBreakerConfig(max_retries=1, backoff_base_s=0.5))
+    assert run(breaker.call(Agent(Overloaded(asked)))) == "ok"
+    assert clock.sleeps == [paused]
+    assert events[0].detail["delay_s"] == paused
+
+
+def test_an_error_that_says_it_is_not_retryable_is_raised_at_once_and_not_counted():
+    breaker, clock, events = make(CircuitBreakerConfig(max_retries=3, failure_threshold=1))
+    agent = Agent(RefusedKey("401"))
+    with pytest.raises(RefusedKey):
+        run(breaker.call(agent))
+    assert agent.calls == 1 and clock.sleeps == [] and events == []
+    assert breaker.state.value == "closed"          # one failure would have opened it
+
+
+def test_max_retry_after_s_is_checked_like_every_pause():
+    with pytest.raises(ConfigError, match="max_retry_after_s"):
+        CircuitBreakerConfig(max_retry_after_s=-1)

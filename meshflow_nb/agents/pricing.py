@@ -208,6 +208,9 @@ def _row(path: Path, model: str, row: Any, fix: str) -> ModelPrice:
     merged = {**({k: getattr(base, k) for k in _ROW_FIELDS} if base else {}), **row}
     try:
         return ModelPrice(model=model, **merged)
+    except ConfigError as err:  # a bad value (ConfigError is a TypeError too: first)
+        raise ConfigError(f"{PRICES_VAR}={path}: model {model!r}: {err}", argument=PRICES_VAR,
+                          fix=fix) from None
     except TypeError:
         raise ConfigError(f"{PRICES_VAR}={path}: model {model!r} lacks input_usd_per_mtok, "
                           "output_usd_per_mtok or model_class", argument=PRICES_VAR,
