@@ -14,7 +14,9 @@ import pytest
 
 from meshflow_nb import (
     ApprovalConfigError,
+    EventType,
     GateRequest,
+    MeshEvent,
     MeshflowError,
     Node,
     ReplayLedger,
@@ -383,3 +385,27 @@ def test_the_header_says_waiting_for_a_decision_while_the_gate_waits(approve: bo
     assert "waiting for a decision" not in header.value
     status = "completed" if approve else "rejected_at_gate"
     assert f"<b class='meshflow-status'>{status}</b>" in header.value
+
+
+def partial(seq: int, node: str, delta: str) -> MeshEvent:
+    return MeshEvent(run_id="r", seq=seq, ts="2026-12-02T10:00:00+00:00",
+                     type=EventType.NODE_PARTIAL, node_id=node, payload={"delta": delta})
+
+
+def test_streamed_text_shows_as_the_node_writes_and_makes_no_table_rows() -> None:
+    view = LiveView(build_capstone_pipeline(quality_scores=[0.9]), throttle_s=0)
+    start = MeshEvent(run_id="r", seq=1, ts="2026-12-02T10:00:00+00:00",
+                      type=EventType.NODE_START, node_id="writer", payload={"iteration": 1})
+    view(start)
+    for piece in ("# Solid-state ", "batteries <b>now</b>", " and later"):
+        view(partial(1, "writer", piece))
+    view._throttle.flush()
+    assert len(view.model.rows) == 1                     # the start only
+    shown = view._streaming.value
+    assert "writer</b> is writing" in shown and "and later" in shown
+    assert "<b>now</b>" not in shown and "&lt;b&gt;now" in shown   # text, never markup
+    view(MeshEvent(run_id="r", seq=2, ts="2026-12-02T10:00:01+00:00",
+                   type=EventType.NODE_COMPLETE, node_id="writer", output="done",
+                   payload={"iteration": 1, "duration_ms": 1.0}))
+    view._throttle.flush()
+    assert view._streaming.value == "" and len(view.model.rows) == 2
