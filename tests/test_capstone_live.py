@@ -53,10 +53,11 @@ def run_capstone(ledger_path, task: str = CAPSTONE_TASK, approve: bool = True):
 
 
 def node_rows(ledger, run_id) -> list[tuple]:
+    """Each node's completions in order; parallel branches may finish in either order."""
     frame = ledger.to_dataframe(run_id)
     done = frame[frame["event_type"] == "node_complete"]
-    return list(done[["node_id", "output", "tokens_in", "tokens_out", "cost_usd"]]
-                .itertuples(index=False, name=None))
+    rows = done[["node_id", "output", "tokens_in", "tokens_out", "cost_usd"]]
+    return sorted(rows.itertuples(index=False, name=None), key=lambda row: row[0])
 
 
 def test_live_mode_builds_claude_agents_with_role_prompts_for_all_six_nodes(live):

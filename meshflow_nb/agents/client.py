@@ -16,7 +16,9 @@ so they are counted and shown. One client per event loop is shared by every agen
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
 import threading
 import weakref
 from collections.abc import Mapping
@@ -77,10 +79,21 @@ def loop_client(given: anthropic.AsyncAnthropic | None = None) -> anthropic.Asyn
 def _new_client(given: anthropic.AsyncAnthropic | None, key: tuple) -> anthropic.AsyncAnthropic:
     import anthropic
 
+    pool = anthropic.DefaultAsyncHttpxClient(verify=_tls_context())
     if given is not None:
-        return given.copy(http_client=anthropic.DefaultAsyncHttpxClient())
+        return given.copy(http_client=pool)
     base_url, api_key = key
-    return anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, max_retries=0)
+    return anthropic.AsyncAnthropic(base_url=base_url, api_key=api_key, max_retries=0,
+                                    http_client=pool)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context per process, made as the SDK's HTTP library makes its own: loading
+    the CA bundle again for every run's new client cost about 30 ms a run."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
 
 
 def record(request: dict[str, Any], message: Any) -> None:

@@ -517,8 +517,11 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def setup(self) -> None:
-        """Register the connection so that `stop` can close it."""
+        """Register the connection so that `stop` can close it, and send small replies at
+        once (without TCP_NODELAY a reply's body waits for the client's delayed ACK,
+        about 40 ms, on one call in four)."""
         super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server.app._track(self.connection, add=True)
 
     def finish(self) -> None:
