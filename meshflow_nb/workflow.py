@@ -76,6 +76,10 @@ class WorkflowDefinition:
 
         An edge back to an earlier node is a loop edge and needs ``max_iterations``.
         """
+        if not isinstance(condition, str):
+            raise ConfigError(f"condition must be text, not {shown(condition)}",
+                              argument="condition",
+                              fix="write it in quotes, e.g. 'quality_score < 0.8'")
         self.edges.append(Edge(_node_id(source), _node_id(target), condition,
                                max_iterations, conditional=True))
         return self

@@ -12,6 +12,7 @@ from meshflow_nb import (
     HumanGate,
     Node,
     RiskTier,
+    Role,
     RunStatus,
     WorkflowDefinition,
 )
@@ -206,3 +207,23 @@ def test_a_valid_definition_passes():
                                                            max_iterations=2).preflight()
     assert report.ok, str(report)
     assert "passed" in str(report)
+
+
+def test_a_misspelt_variable_gets_a_did_you_mean() -> None:
+    wf = (WorkflowDefinition("typo")
+          .add_node("writer", lambda ctx: "draft", role=Role.EXECUTOR)
+          .add_node("critic", lambda ctx: {"quality_score": 0.9}, role=Role.CRITIC,
+                    exports=["quality_score"])
+          .add_node("gate", lambda ctx: "ok", role=Role.EXECUTOR)
+          .add_edge("writer", "critic")
+          .add_conditional_edge("critic", "gate", "qualty_score >= 0.8"))
+    [problem] = [p for p in wf.preflight().problems if p.rule == "S015"]
+    assert "did you mean 'quality_score'?" in problem.fix
+
+
+@pytest.mark.parametrize("condition", [["quality_score < 0.8"], {"x": 1}, 0.8, None])
+def test_a_condition_that_is_not_text_is_refused_where_it_is_written(condition) -> None:
+    wf = WorkflowDefinition("w").add_node("a", lambda ctx: "x").add_node("b", lambda ctx: "y")
+    with pytest.raises(ConfigError, match="condition must be text") as caught:
+        wf.add_conditional_edge("a", "b", condition)
+    assert caught.value.argument == "condition" and not wf.edges

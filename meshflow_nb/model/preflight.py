@@ -179,8 +179,9 @@ def _condition_problems(edge: Edge, nodes: list[Node], topo: Topology) -> Iterat
         yield Problem("S015", "unknown-variable", edge.describe(),
                       f"'{name}' is not exported by '{edge.source}' or any node before it "
                       f"(available: {', '.join(sorted(exporters)) or 'none'}).",
-                      f"declare exports=['{name}'] on the node that produces it, "
-                      "or fix the spelling.", field="condition")
+                      _did_you_mean(name, sorted(exporters),
+                                    f"declare exports=['{name}'] on the node that produces "
+                                    "it, or fix the spelling."), field="condition")
 
 
 def _exported_upstream(source: str, nodes: list[Node], topo: Topology) -> set[str]:

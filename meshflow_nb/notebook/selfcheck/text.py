@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from ...errors import shown
+
 PLACEHOLDER_WORDS = frozenset({
     "todo", "tbd", "tbc", "fixme", "xxx", "lorem", "ipsum", "dolor", "asdf", "asdfgh",
     "qwerty", "blah", "foo", "foobar"})
@@ -74,7 +76,7 @@ def filler_reason(text: str, *, min_words: int = 1, min_distinct: int = 0) -> st
         return "has no words"
     placeholder = placeholder_in(text)
     if placeholder:
-        return f"is placeholder text ({placeholder!r})"
+        return f"is placeholder text ({shown(placeholder)})"
     if len(found) < min_words:
         return f"is too short: write at least {min_words} words"
     if len(found) >= 4 and len(set(found)) * 2 <= len(found):
