@@ -123,11 +123,17 @@ class WorkflowDefinition:
         return await self._new_run(task, **options).execute()
 
     def stream(self, task: str, **options: Any) -> Iterator[MeshEvent]:
-        """Yield each event as it happens; breaking out of the loop cancels the run."""
+        """Yield each event as it happens; closing the stream cancels the run.
+
+        ``for event in wf.stream(task): ... break`` closes it at the break. A stream kept
+        in a variable stays open after a break until it is closed: use
+        ``with contextlib.closing(wf.stream(task)) as events:`` (``aclosing`` for
+        `astream`)."""
         return stream_blocking(self._new_run(task, **options))
 
     def astream(self, task: str, **options: Any) -> AsyncIterator[MeshEvent]:
-        """``async for event in wf.astream(task)``: events as they happen."""
+        """``async for event in wf.astream(task)``: events as they happen; closing the
+        stream (``contextlib.aclosing``) cancels the run."""
         return stream_async(self._new_run(task, **options))
 
     def start(self, task: str, **options: Any) -> RunHandle:

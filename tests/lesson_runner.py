@@ -50,9 +50,12 @@ def execute(path: Path, workdir: Path, decision: str | None,
     source = with_answers(path, answers, workdir) if answers else path
     out = workdir / f"{path.stem}.{decision or 'run'}.ipynb"
     parameters = {DECISION_PARAMETER: decision} if decision else {}
+    # the kernel starts in ``workdir`` through the client's resources: papermill's cwd=
+    # would chdir the whole process, and the jobs of `execute_all` run in threads of one
     return papermill.execute_notebook(
-        str(source), str(out), parameters=parameters, cwd=str(workdir), kernel_name="python3",
-        progress_bar=False, log_output=False, execution_timeout=300)
+        str(source), str(out), parameters=parameters, kernel_name="python3",
+        progress_bar=False, log_output=False, execution_timeout=300,
+        resources={"metadata": {"path": str(workdir)}})
 
 
 def execute_all(jobs: list[tuple]) -> list[nbformat.NotebookNode]:

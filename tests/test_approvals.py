@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import pytest
 
 from meshflow_nb import (
+    Decision,
     EventType,
     HumanGate,
     HumanInLoopConfig,
@@ -454,3 +455,27 @@ def test_approve_with_nothing_pending_is_one_line_and_no_traceback(approvals):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.splitlines() == [
         f"meshflow-nb: error: no run nope is waiting for approval; pending: none (in {approvals})"]
+
+
+def test_a_risky_node_s_reviewer_sees_its_one_input_itself_not_a_dict_of_it() -> None:
+    seen: list = []
+
+    async def approver(request):
+        seen.append(request.content)
+        return Decision(True, "tester", "fine", channel="test")
+
+    workflow = (WorkflowDefinition("publish", policy=Policy("standard"))
+                .add_node("writer", lambda ctx: "# Draft\n\nText.", role=Role.EXECUTOR)
+                .add_node("publisher", lambda ctx: "published", role=Role.ORCHESTRATOR,
+                          risk_tier=RiskTier.EXTERNAL_IO)
+                .add_edge("writer", "publisher"))
+    result = workflow.run("t", approver=approver)
+    assert result.ok, result.error
+    assert seen == ["# Draft\n\nText."]
+
+
+def test_confidence_becomes_an_uncertainty_without_float_noise() -> None:
+    from meshflow_nb import AgentResult
+
+    assert AgentResult(confidence=0.9).uncertainty == 0.1
+    assert AgentResult(confidence=0.7).uncertainty == 0.3

@@ -301,3 +301,11 @@ def test_the_sql_canonical_text_is_the_python_one(location):
         assert texts[int(row["seq"])] == canonical_text(row)
     assert [entry_hash(t) for t in frame["canonical"]] == list(frame["hash"])
 
+
+
+def test_a_ledger_in_a_folder_that_does_not_exist_says_so(tmp_path) -> None:
+    from meshflow_nb import LedgerError, ReplayLedger
+
+    with pytest.raises(LedgerError, match=r"the folder .*missing does not exist"):
+        ReplayLedger(tmp_path / "missing" / "x.duckdb").verify_chain()
+    assert not (tmp_path / "missing").exists()

@@ -409,3 +409,15 @@ def test_streamed_text_shows_as_the_node_writes_and_makes_no_table_rows() -> Non
                    payload={"iteration": 1, "duration_ms": 1.0}))
     view._throttle.flush()
     assert view._streaming.value == "" and len(view.model.rows) == 2
+
+
+def test_a_node_still_running_when_the_run_ends_is_drawn_cancelled_not_running() -> None:
+    view = LiveView(build_capstone_pipeline(quality_scores=[0.9]), throttle_s=0)
+    for seq, (kind, node, payload) in enumerate([
+            (EventType.NODE_START, "analyst_a", {"iteration": 1}),
+            (EventType.NODE_START, "analyst_b", {"iteration": 1}),
+            (EventType.RUN_COMPLETE, None, {"status": "cancelled"})], start=1):
+        view(MeshEvent(run_id="r", seq=seq, ts="2026-12-02T10:00:00+00:00", type=kind,
+                       node_id=node, payload=payload))
+    assert {view.model.states[n].state for n in ("analyst_a", "analyst_b")} == {"cancelled"}
+    assert "cancelled" in view._legend.value

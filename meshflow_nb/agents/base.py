@@ -39,6 +39,13 @@ class NodeContext:
     """A streaming agent hands each piece of text here as it arrives (on the run's loop);
     the runner shows it as a ``node_partial`` event."""
 
+    def upstream(self) -> Any:
+        """What a reviewer of this node is shown: the one input's value when there is one
+        (the draft itself, not ``{"writer": draft}``), else every input by node id."""
+        if len(self.inputs) == 1:
+            return next(iter(self.inputs.values()))
+        return dict(self.inputs)
+
 
 @dataclass
 class AgentResult:
@@ -88,8 +95,8 @@ class AgentResult:
             raise ConfigError(f"AgentResult.model must be a model id string, not "
                               f"{shown(self.model)}", argument="AgentResult.model",
                               fix="pass a model id, e.g. model='claude-haiku-4-5'")
-        if self.uncertainty is None and self.confidence is not None:
-            self.uncertainty = 1.0 - self.confidence
+        if self.uncertainty is None and self.confidence is not None:  # 0.9 -> 0.1, not
+            self.uncertainty = round(1.0 - self.confidence, 12)  # 0.09999999999999998
         if self.output is None:
             self.output = self.text
 

@@ -396,12 +396,7 @@ class Run:
 
     async def _gate(self, gate: HumanGate, ctx: NodeContext) -> AgentResult:
         """Pause for a decision; an approval passes the gated content downstream."""
-        if gate.content_from:
-            content = self.outputs.get(gate.content_from)
-        elif len(ctx.inputs) == 1:
-            content = next(iter(ctx.inputs.values()))
-        else:
-            content = dict(ctx.inputs)
+        content = self.outputs.get(gate.content_from) if gate.content_from else ctx.upstream()
         await self.ask_approval(gate, content, gate.prompt, reason="gate",
                                 protects=tuple(sorted(self._topo.descendants(gate.id))))
         return AgentResult(text=str(content), output=content)

@@ -83,6 +83,7 @@ STATE_FILLS: dict[str, str] = {
     "failed": "#ef9a9a",
     "paused": "#ffb74d",
     "skipped": "#eeeeee",
+    "cancelled": "#b0bec5",
     "rejected": "#8b1a1a",
     "blocked": "#8b1a1a",
 }
@@ -99,6 +100,7 @@ STATE_MEANINGS: dict[str, str] = {
     "failed": "stopped with an error",
     "paused": "a gate waiting for a person",
     "skipped": "its branch was not taken",
+    "cancelled": "still working when the run ended",
     "rejected": "a person (or the timeout) said no",
     "blocked": "stopped by the policy",
 }

@@ -146,8 +146,13 @@ class RunView:
             self.waiting.remove(str(event.node_id))
 
     def _on_run_complete(self, event: MeshEvent) -> None:
+        """The run is over: a node still running or paused was stopped with it."""
         self.totals["status"] = str(event.payload.get("status") or "completed")
         self.waiting.clear()
+        self.streaming.clear()
+        for view in self.states.values():
+            if view.state in ("running", "paused"):
+                view.state = "cancelled"
 
     def status_text(self) -> str:
         """What the run is doing, as its header says it: "waiting for a decision on

@@ -119,7 +119,7 @@ class Governor:
             ctx = dataclasses.replace(ctx, inputs=screened.value)
         if node.id in self._needs_approval:
             await self.run.ask_approval(
-                node, ctx.inputs, f"{node.id} is {node.risk_tier.name}: approve it to run?",
+                node, ctx.upstream(), f"{node.id} is {node.risk_tier.name}: approve it to run?",
                 reason="risk_tier")
         return ctx
 

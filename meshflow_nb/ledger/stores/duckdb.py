@@ -269,6 +269,11 @@ class DuckDBStore(Store):
         instead when ``busy_error``); any other failure is a `LedgerError`."""
         import duckdb
 
+        folder = os.path.dirname(os.path.abspath(self.location))
+        if is_file_location(self.location) and not os.path.isdir(folder):
+            raise LedgerError(f"cannot open {self.where}: the folder {folder} does not exist; "
+                              "create it first (os.makedirs), or choose a path in a folder "
+                              "that does")
         try:
             if is_file_location(self.location) and not os.path.exists(self.location):
                 _create_whole(self.location)
