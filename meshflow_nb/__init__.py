@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .agents.base import AgentResult, NodeContext
+from .agents.by_role import agent_for
 from .agents.claude import AnthropicAgent, live_model
 from .agents.errors import (
     MissingKeyError,
@@ -22,6 +23,7 @@ from .agents.errors import (
     RetiredModelError,
 )
 from .agents.estimate import CostCapError, CostEstimate, check_cost, estimate_cost
+from .agents.mock import MockAgent, MockCritic
 from .agents.pricing import PRICES, ModelPrice, UnknownModelError, current_prices
 from .cli.console import run_and_print
 from .engine.launch import RunHandle
@@ -56,13 +58,14 @@ __all__ = [
     "CostEstimate", "Decision", "Edge", "EventType", "Fault", "GateRequest", "HumanGate",
     "HumanInLoopConfig", "ImmutableLedgerError", "LedgerBusyError", "LedgerError",
     "LedgerGapError", "LedgerValueError", "LedgerWriteError", "LocalMessagesServer",
-    "MeshEvent", "MeshflowError", "MissingKeyError", "ModelAuthError", "ModelCallError",
-    "ModelOutputError", "ModelOverloadedError", "ModelPrice", "ModelRequestError", "Node",
+    "MeshEvent", "MeshflowError", "MissingKeyError", "MockAgent", "MockCritic",
+    "ModelAuthError", "ModelCallError", "ModelOutputError", "ModelOverloadedError",
+    "ModelPrice", "ModelRequestError", "Node",
     "NodeContext", "NodeRun", "Policy", "PolicyMode", "PreflightReport", "Problem",
     "ReplayLedger", "ReplayMissError", "RetiredModelError", "RiskTier", "Role", "RunHandle",
     "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
-    "WorkflowDefinition", "__version__", "check_cost", "current_prices", "estimate_cost",
-    "fixed_approver", "live_model", "run_and_print",
+    "WorkflowDefinition", "__version__", "agent_for", "check_cost", "current_prices",
+    "estimate_cost", "fixed_approver", "live_model", "run_and_print",
 ]
 
 

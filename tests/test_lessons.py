@@ -199,3 +199,125 @@ def test_committed_lessons_carry_only_checked_outputs() -> None:
 
 def _env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "MESHFLOW_HITL"}
+
+
+# --- lesson 15: real models and replay ----------------------------------------------------
+
+REAL_MODELS = "15_real_models"
+REAL_MODELS_PATH = ROOT / "lessons" / f"{REAL_MODELS}.ipynb"
+REAL_MODELS_RUNS = {"approve": ("approve", None), "reject": ("reject", None),
+                    "right-approve": ("approve", True), "wrong-reject": ("reject", False)}
+"""Lesson 15 as written (approve, reject) and with its answer cells filled in (right,
+wrong): run by a fixture of its own, so that its tests do not wait on other lessons."""
+
+
+def replay_cell(**variables: str) -> str:
+    """Exercise 3's answer cell, completed with these variables for the replay."""
+    settings = ", ".join(f"{name}={value}" for name, value in variables.items())
+    return ("ex3_replay_ledger = fresh_ledger()\n"
+            f"with environment({settings}):\n"
+            "    ex3_replayed = ex3_replay_ledger.attach(brief_pipeline()).run(EX3_TASK)")
+
+
+def printed_bound() -> str:
+    """The capstone's cost bound as section 2 prints it (four decimals)."""
+    from meshflow_nb import estimate_cost
+    from meshflow_nb.pipelines import (
+        CAPSTONE_CASSETTE,
+        CAPSTONE_TASK,
+        build_capstone_pipeline,
+        recorded_policy,
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("MESHFLOW_MOCK", "MESHFLOW_MODEL"):
+            patch.delenv(name, raising=False)
+        patch.setenv("MESHFLOW_REPLAY", CAPSTONE_CASSETTE)
+        preview = estimate_cost(build_capstone_pipeline(policy=recorded_policy()),
+                                CAPSTONE_TASK)
+    return f"{preview.cost_usd:.4f}"
+
+
+def real_models_answers(right: bool) -> dict[str, str]:
+    """Lesson 15's answer cells as a learner who got everything right fills them in, or
+    one who quoted the number, retried once too often, replayed by calling the server
+    again and moved to a legacy model."""
+    if right:
+        return {"capstone_bound": f"capstone_bound = {printed_bound()}\npriciest_node = 'writer'",
+                "my_fault": 'my_fault = Fault("overloaded", times=2)',
+                "ex3_replay_ledger": replay_cell(MESHFLOW_REPLAY="ex3_cassette"),
+                "lesson_model": 'lesson_model = "claude-sonnet-5-5"'}
+    return {"capstone_bound": 'capstone_bound = "0.06"\npriciest_node = "quality_gate"',
+            "my_fault": 'my_fault = Fault("overloaded", times=3)',
+            "ex3_replay_ledger": replay_cell(ANTHROPIC_BASE_URL="ex3_server.url"),
+            "lesson_model": 'lesson_model = "claude-sonnet-4-6"'}
+
+
+@pytest.fixture(scope="module")
+def real_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """Lesson 15 executed in each way of `REAL_MODELS_RUNS`, all at once."""
+    base = tmp_path_factory.mktemp("real-models")
+    jobs = [(REAL_MODELS_PATH, base / name, decision,
+             None if right is None else real_models_answers(right))
+            for name, (decision, right) in REAL_MODELS_RUNS.items()]
+    return dict(zip(REAL_MODELS_RUNS, execute_all(jobs), strict=True))
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_real_models_lesson_replays_the_capstone_with_no_key(real_models: dict,
+                                                             decision: str) -> None:
+    text = outputs_text(real_models[decision])
+    approved = decision == "approve"
+    assert "calls go to: the replay of capstone_local.json" in text
+    assert f"publisher ran: {approved}" in text
+    verdict = "gate_resume" if approved else "gate_reject"
+    assert f"ledger records: {verdict} by headless via headless" in text
+    assert f"Ledger chain VALID: {23 if approved else 20} entries in 1 run checked." in text
+    for shown in ("CostCapError: ", "node_retry researcher: retry 1 of 2 after 0.3 s",
+                  "the two ledgers' node rows are equal: True", "ReplayMissError: replay miss",
+                  "RetiredModelError: ", "the old recording, replayed today: completed"):
+        assert shown in text, shown
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_real_models_self_checks_answer_from_the_real_runs(real_models: dict,
+                                                          decision: str) -> None:
+    """Untouched answer cells give hints; exercise 4's starts on the retired model."""
+    assert verdicts(real_models[decision]) == [
+        "HINT: set capstone_bound (the most the capstone can cost, in USD) and priciest_node "
+        "(the node that can cost the most) in the answer cell above",
+        "HINT: set my_fault (a Fault(...) that makes one node retry exactly twice) in the "
+        "answer cell above",
+        "HINT: set ex3_replayed (the replayed run) in the answer cell above",
+        "HINT: lesson_model: claude-sonnet-4-5 is retired, and the API no longer serves it: "
+        "the error of your run names what replaces it",
+    ]
+
+
+def test_real_models_self_checks_pass_right_answers(real_models: dict) -> None:
+    answered = verdicts(real_models["right-approve"])
+    assert len(answered) == 4 and all(v.startswith("PASS: ") for v in answered), answered
+    assert "writer can cost the most" in answered[0]
+    assert "retried twice" in answered[1] and "no request reached the server" in answered[2]
+    assert "every agent answered on claude-sonnet-5-5" in answered[3]
+
+
+def test_real_models_self_checks_hint_at_wrong_answers(real_models: dict) -> None:
+    answered = verdicts(real_models["wrong-reject"])
+    assert [v.split(":")[0] for v in answered] == ["HINT"] * 4, answered
+    assert "drop the quotes" in answered[0]
+    assert "failed after 3 attempts" in answered[1]
+    assert "reached ex3_server" in answered[2]
+    assert "legacy" in answered[3] and "claude-sonnet-5-5" not in answered[3]
+
+
+@pytest.mark.parametrize("decision", ["approve", "reject"])
+def test_real_models_runs_clean_and_shows_the_final_state(real_models: dict,
+                                                          decision: str) -> None:
+    """No cell error, and the live view's text fallback keeps the run's end."""
+    notebook = real_models[decision]
+    assert not [out for cell in notebook.cells for out in cell.get("outputs", [])
+                if out.get("output_type") == "error"]
+    status = "completed" if decision == "approve" else "rejected_at_gate"
+    views = [out["data"]["text/plain"] for cell in notebook.cells
+             for out in cell.get("outputs", []) if WIDGET_VIEW in out.get("data", {})]
+    assert any(f"status {status}" in text for text in views), views[:1]

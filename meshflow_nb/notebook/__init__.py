@@ -1,5 +1,5 @@
-"""The notebook layer: drawings, live run view, approval panel, ledger explorer, magics,
-self-checks.
+"""The notebook layer: drawings, live run view, run timelines, approval panel, ledger
+explorer, magics, conditions tried on values, self-checks.
 
 Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine never
 imports it.
@@ -11,9 +11,12 @@ from .explorer import LedgerView, explore
 from .ledger_widget import LedgerExplorer
 from .live import LiveRun, WouldBlockKernelError, run_live
 from .liveview import LiveView
+from .routing import ConditionExplanation, condition_table, explain_condition, loop_history
 from .runview import RunView
 from .selfcheck import Verdict, self_check
+from .timeline import Timeline, TimelineBar, plot_timeline
 
-__all__ = ["ApprovalPanel", "GraphvizNotInstalled", "LedgerExplorer", "LedgerView", "LiveRun",
-           "LiveView", "RunView", "Verdict", "WouldBlockKernelError", "explore", "render_svg",
-           "run_live", "self_check", "to_dot"]
+__all__ = ["ApprovalPanel", "ConditionExplanation", "GraphvizNotInstalled", "LedgerExplorer",
+           "LedgerView", "LiveRun", "LiveView", "RunView", "Timeline", "TimelineBar", "Verdict",
+           "WouldBlockKernelError", "condition_table", "explain_condition", "explore",
+           "loop_history", "plot_timeline", "render_svg", "run_live", "self_check", "to_dot"]

@@ -28,6 +28,7 @@ from IPython.display import SVG, Pretty, display
 
 from ..engine.results import RunResult
 from ..errors import MeshflowError
+from ..events import plural
 from ..hitl.local import fixed_approver
 from ..hitl.requests import Approver
 from ..ledger.errors import LedgerError
@@ -154,8 +155,8 @@ class MeshflowMagics(Magics):
 
 def outline(workflow: WorkflowDefinition) -> str:
     """A plain-text outline of the workflow: its nodes, then its edges."""
-    lines = [f"workflow {workflow.name!r}: {len(workflow.nodes)} nodes, "
-             f"{len(workflow.edges)} edges", "nodes:"]
+    lines = [f"workflow {workflow.name!r}: {plural(len(workflow.nodes), 'node')}, "
+             f"{plural(len(workflow.edges), 'edge')}", "nodes:"]
     lines += [f"  {_node_line(node)}" for node in workflow.nodes]
     lines.append("edges:")
     lines += [f"  {_edge_line(edge)}" for edge in workflow.edges]
