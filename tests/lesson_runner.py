@@ -65,6 +65,30 @@ def execute_all(jobs: list[tuple]) -> list[nbformat.NotebookNode]:
         return list(pool.map(lambda job: execute(*job), jobs))
 
 
+Runs = Mapping[str, tuple[str | None, Mapping[str, str]]]
+"""Named runs of a lesson: {name: (gate decision, answers)}."""
+
+
+def execute_answered(path: Path, base: Path, runs: Runs) -> dict[str, nbformat.NotebookNode]:
+    """The lesson once per entry of ``runs`` ({name: (decision, answers)}), each in a folder
+    of its own under ``base``, all at the same time (one kernel each)."""
+    jobs = [(path, base / name, decision, answers) for name, (decision, answers) in runs.items()]
+    return dict(zip(runs, execute_all(jobs), strict=True))
+
+
+def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
+    """What each self-check cell (``selfcheck.…``) answered, in order."""
+    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
+            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
+            for out in cell.get("outputs", [])]
+
+
+def cell_errors(notebook: nbformat.NotebookNode) -> list[str]:
+    """The names of the errors the executed notebook raised (there should be none)."""
+    return [out.get("ename", "") for cell in notebook.cells for out in cell.get("outputs", [])
+            if out.get("output_type") == "error"]
+
+
 def answer_cells(notebook: nbformat.NotebookNode) -> dict[str, nbformat.NotebookNode]:
     """The lesson's answer cells, each under the first variable it assigns."""
     cells = {}

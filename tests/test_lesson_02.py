@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lesson_runner import ROOT, execute_all
+from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 from meshflow_nb.ledger import ReplayLedger
 
@@ -93,17 +93,7 @@ RUNS = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGHT),
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson executed once per entry of RUNS, all at the same time (one kernel each)."""
-    base = tmp_path_factory.mktemp("lesson02")
-    jobs = [(LESSON, base / name, decision, answers)
-            for name, (decision, answers) in RUNS.items()]
-    return dict(zip(RUNS, execute_all(jobs), strict=True))
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
+    return execute_answered(LESSON, tmp_path_factory.mktemp("lesson02"), RUNS)
 
 
 def text_of(notebook: nbformat.NotebookNode) -> str:
@@ -112,16 +102,10 @@ def text_of(notebook: nbformat.NotebookNode) -> str:
                      for cell in notebook.cells for out in cell.get("outputs", []))
 
 
-def errors_of(notebook: nbformat.NotebookNode) -> list[str]:
-    """The tracebacks in the executed notebook (there should be none)."""
-    return [out.get("ename", "") for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
-
-
 @pytest.mark.parametrize("name", ["right-approve", "right-reject"])
 def test_right_answers_pass_every_self_check(executed, name):
     notebook = executed[name]
-    assert not errors_of(notebook)
+    assert not cell_errors(notebook)
     answered = verdicts(notebook)
     assert len(answered) == 3 and all(v.startswith("PASS: ") for v in answered), answered
     assert "reporter, a later node, read it from ctx.variables" in answered[0]
@@ -149,7 +133,7 @@ def test_the_decision_reaches_the_desk_and_the_brief_desk(executed):
 
 def test_wrong_answers_get_hints_and_no_traceback(executed):
     notebook = executed["wrong-reject"]
-    assert not errors_of(notebook)
+    assert not cell_errors(notebook)
     answered = verdicts(notebook)
     assert [v.split(":")[0] for v in answered] == ["HINT", "HINT", "HINT"], answered
     assert "somewhere other than ctx.variables" in answered[0]

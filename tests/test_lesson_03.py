@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lesson_runner import ROOT, execute_all
+from lesson_runner import ROOT, cell_errors, execute_all, verdicts
 
 LESSON = ROOT / "lessons" / "03_fan_out_fan_in.ipynb"
 SCRIPT = ROOT / "hands_on" / "03_fan_out_fan_in.py"
@@ -70,21 +70,9 @@ def answered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.Not
     return dict(zip(("right", "wrong"), execute_all(jobs), strict=True))
 
 
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
-
-
-def errors(notebook: nbformat.NotebookNode) -> list[str]:
-    return [out.get("ename", "") for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
-
-
 def test_right_answers_pass_every_self_check(answered: dict) -> None:
     notebook = answered["right"]
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     found = verdicts(notebook)
     assert len(found) == 3 and all(v.startswith("PASS: ") for v in found), found
     assert "3 branches overlapped" in found[0] and "faster than a chain" in found[0]
@@ -94,7 +82,7 @@ def test_right_answers_pass_every_self_check(answered: dict) -> None:
 
 def test_wrong_answers_get_hints_and_no_cell_fails(answered: dict) -> None:
     notebook = answered["wrong"]
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     found = verdicts(notebook)
     assert [v.split(":")[0] for v in found] == ["HINT"] * 3, found
     assert "fans out to 2 branches at most" in found[0]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lesson_runner import ROOT, execute_all
+from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "04_conditions_and_loops.ipynb"
 SCRIPT = ROOT / "hands_on" / "04_conditions_and_loops.py"
@@ -56,29 +56,14 @@ ANSWERED = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGH
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with each set of answers, executed at the same time (one kernel each)."""
-    base = tmp_path_factory.mktemp("lesson04")
-    jobs = [(LESSON, base / name, decision, answers)
-            for name, (decision, answers) in ANSWERED.items()]
-    return dict(zip(ANSWERED, execute_all(jobs), strict=True))
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
-
-
-def errors(notebook: nbformat.NotebookNode) -> list[str]:
-    return [out.get("ename", "") for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
+    return execute_answered(LESSON, tmp_path_factory.mktemp("lesson04"), ANSWERED)
 
 
 @pytest.mark.parametrize("name", ["right-approve", "right-reject"])
 def test_right_answers_pass_every_self_check(executed: dict, name: str) -> None:
     answered = verdicts(executed[name])
     assert len(answered) == 3 and all(v.startswith("PASS: ") for v in answered), answered
-    assert not errors(executed[name])
+    assert not cell_errors(executed[name])
     assert "every hidden score below 0.75 goes back to the writer" in answered[0]
     assert "the guard was spent after 3 drafts" in answered[1]
     gate = "approved it below the bar" if name == "right-approve" else "rejected it"
@@ -89,7 +74,7 @@ def test_right_answers_pass_every_self_check(executed: dict, name: str) -> None:
 def test_wrong_answers_get_hints_and_no_traceback(executed: dict) -> None:
     answered = verdicts(executed["wrong-approve"])
     assert [v.split(":")[0] for v in answered] == ["HINT", "HINT", "HINT"], answered
-    assert not errors(executed["wrong-approve"])
+    assert not cell_errors(executed["wrong-approve"])
     assert "exactly at the threshold goes back to the writer" in answered[0]
     assert "quality_score < 0.75" not in answered[0]
     assert "the loop did not run out in your run" in answered[1]

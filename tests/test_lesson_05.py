@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import nbformat
 import pytest
-from lesson_runner import ROOT, answer_cells, execute_all
+from lesson_runner import ROOT, answer_cells, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "05_streaming_events.ipynb"
 SCRIPT = ROOT / "hands_on" / "05_streaming_events.py"
@@ -57,29 +57,14 @@ RUNS = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGHT),
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, all at once."""
-    base = tmp_path_factory.mktemp("lesson05")
-    jobs = [(LESSON, base / name, decision, answers)
-            for name, (decision, answers) in RUNS.items()]
-    return dict(zip(RUNS, execute_all(jobs), strict=True))
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
-
-
-def errors(notebook: nbformat.NotebookNode) -> list[dict]:
-    return [out for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
+    return execute_answered(LESSON, tmp_path_factory.mktemp("lesson05"), RUNS)
 
 
 @pytest.mark.parametrize("name", ["right-approve", "right-reject"])
 def test_right_answers_pass_every_self_check(executed: dict, name: str) -> None:
     answered = verdicts(executed[name])
     assert len(answered) == 3 and all(v.startswith("PASS: ") for v in answered), answered
-    assert not errors(executed[name])
+    assert not cell_errors(executed[name])
     labels, stop, counter = answered
     assert "of 7 types, each labelled" in labels
     assert "the ledger shows the run cancelled there" in stop
@@ -90,7 +75,7 @@ def test_right_answers_pass_every_self_check(executed: dict, name: str) -> None:
 
 def test_wrong_answers_get_hints_and_no_traceback(executed: dict) -> None:
     notebook = executed["wrong-reject"]
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     labels, stop, counter = verdicts(notebook)
     assert labels == "HINT: your stream has no gate_resume event: count only the types in its " \
                      "table"
