@@ -24,8 +24,11 @@ class ConfigError(MeshflowError, ValueError, TypeError):
     """A bad argument or setting: names it (``argument``) and says how to fix it (``fix``).
 
     It is a ValueError and a TypeError too, so code that guards a call with either
-    keeps working whether the value had the wrong type or the wrong range.
+    keeps working whether the value had the wrong type or the wrong range. Retrying
+    cannot mend a bad setting, so the circuit breaker never retries one (``retryable``).
     """
+
+    retryable = False
 
     def __init__(self, message: str, *, argument: str | None = None,
                  fix: str | None = None) -> None:

@@ -524,3 +524,15 @@ def test_an_error_that_says_it_is_not_retryable_is_raised_at_once_and_not_counte
 def test_max_retry_after_s_is_checked_like_every_pause():
     with pytest.raises(ConfigError, match="max_retry_after_s"):
         CircuitBreakerConfig(max_retry_after_s=-1)
+
+
+def test_a_bad_setting_or_an_unknown_model_is_never_retried():
+    from meshflow_nb import ConfigError as BadSetting
+    from meshflow_nb.agents.pricing import UnknownModelError
+
+    for error in (BadSetting("no such thing"), UnknownModelError("gpt-x", ["claude-haiku-4-5"])):
+        breaker, clock, events = make(CircuitBreakerConfig(max_retries=3, failure_threshold=1))
+        agent = Agent(error)
+        with pytest.raises(type(error)):
+            run(breaker.call(agent))
+        assert agent.calls == 1 and breaker.state.value == "closed"

@@ -83,7 +83,10 @@ class ModelPrice:
 
 
 class UnknownModelError(MeshflowError, KeyError):
-    """A model that is not in the price table; the message lists the known ones."""
+    """A model that is not in the price table; the message lists the known ones. Not
+    retried by the circuit breaker: the table will not learn the model meanwhile."""
+
+    retryable = False
 
     def __init__(self, model: str, known: list[str]) -> None:
         super().__init__(model)

@@ -18,19 +18,16 @@ notebook (PNG) and has a plain-text form, the same one `Timeline.text` gives.
 from __future__ import annotations
 
 import functools
-import io
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..engine.launch import RunHandle
-from ..engine.results import RunResult
 from ..errors import ConfigError, shown
 from ..events import EventType, MeshEvent, plural
 from ..model.graph import Edge
 from .drawing import STATE_FILLS
-from .live import LiveRun
+from .run_events import RUN_FIX, events_of, notebook_figure, what
 
 END_OUTCOMES: dict[EventType, str] = {
     EventType.NODE_COMPLETE: "done",
@@ -59,7 +56,6 @@ CLOCK_SLACK_S = 0.001
 
 FIGURE_WIDTH_IN = 9.0
 ROW_HEIGHT_IN = 0.42
-PNG_DPI = 100
 AXES_WIDTH_IN = 7.6
 """About how wide the bars' axis is in a figure (the rest is node names and margins)."""
 CHAR_WIDTH_IN = 0.062
@@ -242,50 +238,11 @@ def plot_timeline(runs: Any, *, title: str | None = None, until: float | None = 
 
 
 def _events_of(source: Any) -> list[MeshEvent]:
-    """One run's events from what a learner has at hand; a ConfigError for anything else."""
-    if isinstance(source, LiveRun):
-        source = source.handle
-    if isinstance(source, (RunResult, RunHandle)):
-        source = source.events
-    if isinstance(source, (str, bytes, Mapping)) or not isinstance(source, Iterable):
-        raise ConfigError(f"a timeline is drawn from a run, not {_what(source)}",
-                          argument="run", fix=RUN_FIX)
-    events = [_event(item, n) for n, item in enumerate(source)]
-    if not events:
-        raise ConfigError("a timeline needs the events of a run, and this list is empty",
-                          argument="run", fix=RUN_FIX)
-    runs = list(dict.fromkeys(e.run_id for e in events))
-    if len(runs) > 1:
-        raise ConfigError(f"these events come from {len(runs)} runs; a timeline shows one",
-                          argument="run", fix="pass one run's events, e.g. "
-                          "ledger.events(run_id), or a dict {'label': run, ...} to compare runs")
-    return sorted(events, key=lambda e: e.seq)
-
-
-RUN_FIX = ("pass a run's result (wf.run(...)), its events (result.events, "
-           "ledger.events(run_id)), or a dict {'label': run, ...}")
-
-
-def _event(item: Any, position: int) -> MeshEvent:
-    """One event, given as itself or as its ``to_dict()`` (a JSON line read back)."""
-    if isinstance(item, MeshEvent):
-        event = item
-    elif isinstance(item, Mapping):
-        try:
-            event = MeshEvent.from_dict(dict(item))
-        except (KeyError, TypeError, ValueError) as err:
-            raise ConfigError(f"item {position} is not an event's dict ({type(err).__name__}: "
-                              f"{err})", argument="run", fix=RUN_FIX) from None
-    else:
-        raise ConfigError(f"item {position} is {_what(item)}, not an event", argument="run",
-                          fix=RUN_FIX)
-    _time(event, position)  # an unreadable timestamp is refused here, not while drawing
-    return event
-
-
-def _what(value: Any) -> str:
-    """A value as an error message names it: its type and a short repr."""
-    return f"{type(value).__name__} {shown(value)}"
+    """One run's events, each with a readable timestamp (refused here, not while drawing)."""
+    events = events_of(source, "a timeline")
+    for position, event in enumerate(events):
+        _time(event, position)
+    return events
 
 
 def _time(event: MeshEvent, position: int | None = None) -> float:
@@ -302,7 +259,7 @@ def _edges_of(workflow: Any) -> list[Edge]:
     """The edges of a workflow definition; a ConfigError for anything else."""
     edges = getattr(workflow, "edges", None)
     if not isinstance(edges, list) or not all(isinstance(e, Edge) for e in edges):
-        raise ConfigError(f"critical_path reads a workflow's edges, not {_what(workflow)}",
+        raise ConfigError(f"critical_path reads a workflow's edges, not {what(workflow)}",
                           argument="workflow", fix="pass the WorkflowDefinition that ran")
     return edges
 
@@ -369,7 +326,7 @@ def _panels(runs: Any, title: str | None) -> list[tuple[str, Timeline]]:
                               fix="pass {'label': run, ...} with at least one run")
         bad = next((k for k in runs if not isinstance(k, str)), None)
         if bad is not None:
-            raise ConfigError(f"the labels of the runs should be text, not {_what(bad)}",
+            raise ConfigError(f"the labels of the runs should be text, not {what(bad)}",
                               argument="runs", fix="pass {'fan-out': fan_run, 'chain': chain_run}")
         return [(label, Timeline.of(run)) for label, run in runs.items()]
     timeline = Timeline.of(runs)
@@ -379,12 +336,12 @@ def _panels(runs: Any, title: str | None) -> list[tuple[str, Timeline]]:
 def _highlighted(bars: Any) -> frozenset[TimelineBar]:
     """The bars to outline; a ConfigError for anything that is not bars."""
     if isinstance(bars, (str, bytes, Mapping)) or not isinstance(bars, Iterable):
-        raise ConfigError(f"highlight should be timeline bars, not {_what(bars)}",
+        raise ConfigError(f"highlight should be timeline bars, not {what(bars)}",
                           argument="highlight", fix="pass e.g. timeline.critical_path(workflow)")
     chosen = list(bars)
     odd = next((b for b in chosen if not isinstance(b, TimelineBar)), None)
     if odd is not None:
-        raise ConfigError(f"highlight should hold timeline bars, not {_what(odd)}",
+        raise ConfigError(f"highlight should hold timeline bars, not {what(odd)}",
                           argument="highlight", fix="pass e.g. timeline.critical_path(workflow)")
     return frozenset(chosen)
 
@@ -395,7 +352,7 @@ def _until(until: Any) -> float | None:
         return None
     if isinstance(until, bool) or not isinstance(until, (int, float)) or not until > 0 \
             or until == float("inf"):
-        raise ConfigError(f"until should be a number of seconds above 0, not {_what(until)}",
+        raise ConfigError(f"until should be a number of seconds above 0, not {what(until)}",
                           argument="until", fix="pass e.g. until=1.0, or leave it out")
     return float(until)
 
@@ -408,23 +365,13 @@ def _height(panels: list[tuple[str, Timeline]]) -> float:
 
 @functools.cache
 def _figure_class() -> type:
-    """A matplotlib Figure that shows itself in a notebook without pyplot (as PNG) and
-    prints as its timelines' text; made on first use, so importing this module loads no
-    matplotlib."""
-    from matplotlib.figure import Figure
+    """The timeline's figure: PNG in a notebook, its timelines' text elsewhere."""
 
-    class TimelineFigure(Figure):
-        """A timeline figure: PNG in a notebook, the timelines' text elsewhere."""
-
+    class TimelineFigure(notebook_figure()):
         timelines: tuple[Timeline, ...] = ()
 
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=PNG_DPI, facecolor="white")
-            return buffer.getvalue()
-
-        def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-            printer.text("\n".join(t.text() for t in self.timelines))
+        def text(self) -> str:
+            return "\n".join(t.text() for t in self.timelines)
 
     return TimelineFigure
 

@@ -6,10 +6,12 @@ declares a check (what lesson cells give it, which answer variables it reads and
 kind of value each must be); the framework turns every unusable value and every error
 inside a check into a HINT, so no check raises into the notebook. docs/self-checks.md
 shows how to write one; each lesson's checks have a module: `hello` (lesson 01), `agents`
-(02), `fanout` (03), `conditions` (04), `streaming` (05), `live` (15), `capstone` (16).
+(02), `fanout` (03), `conditions` (04), `streaming` (05), `budgets` (07), `live` (15),
+`capstone` (16).
 """
 
 from .agents import exported_variable, priced_result, roles_and_tiers
+from .budgets import budget_for_nodes, model_change, stop_payload
 from .capstone import node_map, preflight_fix, production_checklist, stream_labels, tamper_detected
 from .conditions import loop_exhaustion, threshold_routes, typo_fixed
 from .expect import Count, Expect, Instance, ListOf, MappingOf, OneOf, Pair, Text, Unfit
@@ -21,10 +23,10 @@ from .streaming import cost_stop, event_labels, node_counter
 from .text import filler_reason, first_duplicate
 
 __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf", "Pair", "Text",
-           "Unfit", "Verdict", "branch_failure", "capstone_fan_points", "cost_bound", "cost_stop",
-           "event_labels", "exported_variable", "filler_reason", "first_duplicate", "hint",
-           "loop_exhaustion", "model_moved", "node_counter", "node_map", "passed",
-           "preflight_fix", "priced_result", "production_checklist", "replay_equal",
-           "retry_fault", "roles_and_tiers", "run_in_ledger", "self_check", "stream_labels",
-           "tamper_detected", "task_totals", "third_node", "three_way_fanout",
-           "threshold_routes", "typo_fixed"]
+           "Unfit", "Verdict", "branch_failure", "budget_for_nodes", "capstone_fan_points",
+           "cost_bound", "cost_stop", "event_labels", "exported_variable", "filler_reason",
+           "first_duplicate", "hint", "loop_exhaustion", "model_change", "model_moved",
+           "node_counter", "node_map", "passed", "preflight_fix", "priced_result",
+           "production_checklist", "replay_equal", "retry_fault", "roles_and_tiers",
+           "run_in_ledger", "self_check", "stop_payload", "stream_labels", "tamper_detected",
+           "task_totals", "third_node", "three_way_fanout", "threshold_routes", "typo_fixed"]
