@@ -6,8 +6,8 @@ declares a check (what lesson cells give it, which answer variables it reads and
 kind of value each must be); the framework turns every unusable value and every error
 inside a check into a HINT, so no check raises into the notebook. docs/self-checks.md
 shows how to write one; each lesson's checks have a module: `hello` (lesson 01), `agents`
-(02), `fanout` (03), `conditions` (04), `streaming` (05), `budgets` (07), `gates` (10),
-`live` (15), `capstone` (16).
+(02), `fanout` (03), `conditions` (04), `streaming` (05), `policies` (06), `budgets` (07),
+`gates` (10), `live` (15), `capstone` (16).
 """
 
 from .agents import exported_variable, priced_result, roles_and_tiers
@@ -20,15 +20,16 @@ from .framework import Check, Verdict, hint, passed, self_check
 from .gates import gate_timeout, rejected_before_io, webhook_approval
 from .hello import run_in_ledger, task_totals, third_node
 from .live import cost_bound, model_moved, replay_equal, retry_fault
+from .policies import mildest_refusal, regulated_fix, rule_names
 from .streaming import cost_stop, event_labels, node_counter
 from .text import filler_reason, first_duplicate
 
 __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf", "Pair", "Text",
            "Unfit", "Verdict", "branch_failure", "budget_for_nodes", "capstone_fan_points",
            "cost_bound", "cost_stop", "event_labels", "exported_variable", "filler_reason",
-           "first_duplicate", "gate_timeout", "hint", "loop_exhaustion", "model_change",
-           "model_moved", "node_counter", "node_map", "passed", "preflight_fix", "priced_result",
-           "production_checklist", "rejected_before_io", "replay_equal", "retry_fault",
-           "roles_and_tiers", "run_in_ledger", "self_check", "stop_payload", "stream_labels",
-           "tamper_detected", "task_totals", "third_node", "three_way_fanout", "threshold_routes",
-           "typo_fixed", "webhook_approval"]
+           "first_duplicate", "gate_timeout", "hint", "loop_exhaustion", "mildest_refusal",
+           "model_change", "model_moved", "node_counter", "node_map", "passed", "preflight_fix",
+           "priced_result", "production_checklist", "regulated_fix", "rejected_before_io",
+           "replay_equal", "retry_fault", "roles_and_tiers", "rule_names", "run_in_ledger",
+           "self_check", "stop_payload", "stream_labels", "tamper_detected", "task_totals",
+           "third_node", "three_way_fanout", "threshold_routes", "typo_fixed", "webhook_approval"]
