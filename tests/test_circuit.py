@@ -531,7 +531,7 @@ def test_a_bad_setting_or_an_unknown_model_is_never_retried():
     from meshflow_nb.agents.pricing import UnknownModelError
 
     for error in (BadSetting("no such thing"), UnknownModelError("gpt-x", ["claude-haiku-4-5"])):
-        breaker, clock, events = make(CircuitBreakerConfig(max_retries=3, failure_threshold=1))
+        breaker, _, _ = make(CircuitBreakerConfig(max_retries=3, failure_threshold=1))
         agent = Agent(error)
         with pytest.raises(type(error)):
             run(breaker.call(agent))

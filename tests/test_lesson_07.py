@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import nbformat
 import pytest
-from lesson_runner import ROOT, execute_all
+from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "07_budgets_and_cost_caps.ipynb"
 SCRIPT = ROOT / "hands_on" / "07_budgets_and_cost_caps.py"
@@ -43,22 +43,7 @@ RUNS = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGHT),
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, all at once."""
-    base = tmp_path_factory.mktemp("lesson07")
-    jobs = [(LESSON, base / name, decision, answers)
-            for name, (decision, answers) in RUNS.items()]
-    return dict(zip(RUNS, execute_all(jobs), strict=True))
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
-
-
-def errors(notebook: nbformat.NotebookNode) -> list[dict]:
-    return [out for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
+    return execute_answered(LESSON, tmp_path_factory.mktemp("lesson07"), RUNS)
 
 
 def printed(notebook: nbformat.NotebookNode) -> str:
@@ -71,7 +56,7 @@ def printed(notebook: nbformat.NotebookNode) -> str:
 def test_right_answers_pass_every_self_check(executed: dict, name: str) -> None:
     answered = verdicts(executed[name])
     assert len(answered) == 3 and all(v.startswith("PASS: ") for v in answered), answered
-    assert not errors(executed[name])
+    assert not cell_errors(executed[name])
     budget, stop, change = answered
     assert "exactly 6 node executions ran under your budget of $0.065" in budget
     assert "the after check stopped the run at quality_gate" in stop
@@ -87,7 +72,7 @@ def test_the_gate_decision_reaches_the_capstone_run(executed: dict) -> None:
 
 def test_wrong_answers_get_hints_and_no_traceback(executed: dict) -> None:
     notebook = executed["wrong-reject"]
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     budget, stop, change = verdicts(notebook)
     assert budget.startswith("HINT: only 5 node executions ran: the layer refused writer #2 "
                              "before it started")

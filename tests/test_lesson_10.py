@@ -12,7 +12,7 @@ from pathlib import Path
 import duckdb
 import nbformat
 import pytest
-from lesson_runner import ROOT, execute_all
+from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "10_human_in_the_loop.ipynb"
 SCRIPT = ROOT / "hands_on" / "10_human_in_the_loop.py"
@@ -46,22 +46,7 @@ RUNS = {"right-approve": ("approve", RIGHT), "wrong-reject": ("reject", WRONG)}
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, at once."""
-    base = tmp_path_factory.mktemp("lesson10")
-    jobs = [(LESSON, base / name, decision, answers)
-            for name, (decision, answers) in RUNS.items()]
-    return dict(zip(RUNS, execute_all(jobs), strict=True))
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
-
-
-def errors(notebook: nbformat.NotebookNode) -> list[dict]:
-    return [out for cell in notebook.cells for out in cell.get("outputs", [])
-            if out.get("output_type") == "error"]
+    return execute_answered(LESSON, tmp_path_factory.mktemp("lesson10"), RUNS)
 
 
 def printed(notebook: nbformat.NotebookNode) -> str:
@@ -74,7 +59,7 @@ def test_right_answers_pass_every_self_check(executed: dict) -> None:
     notebook = executed["right-approve"]
     answered = verdicts(notebook)
     assert len(answered) == 3 and all(v.startswith("PASS: ") for v in answered), answered
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     webhook, timeout, rejected = answered
     assert "entry 8 of your run records 'Ada Lovelace' approving through cli" in webhook
     assert "after 0.5 s with no answer the gate rejected by itself" in timeout
@@ -83,7 +68,7 @@ def test_right_answers_pass_every_self_check(executed: dict) -> None:
 
 def test_wrong_answers_get_hints_and_no_traceback(executed: dict) -> None:
     notebook = executed["wrong-reject"]
-    assert not errors(notebook)
+    assert not cell_errors(notebook)
     webhook, timeout, rejected = verdicts(notebook)
     assert webhook.startswith("HINT: entry 7 is where the gate paused")
     assert timeout.startswith("HINT: why_rejected and who_rejected: read the gate_reject")
