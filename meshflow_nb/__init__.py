@@ -48,6 +48,7 @@ from .model.roles import RiskTier, Role
 from .model.status import RunStatus
 from .policy.circuit import CircuitBreakerConfig, CircuitOpenError
 from .policy.config import HumanInLoopConfig, Policy, PolicyMode
+from .policy.guardian import Guardian
 from .version import __version__
 from .workflow import WorkflowDefinition
 
@@ -55,7 +56,8 @@ __all__ = [
     "PRICES", "AgentResult", "AnthropicAgent", "ApprovalConfigError", "ApprovalError",
     "Cassette", "CassetteError", "CircuitBreakerConfig", "CircuitOpenError", "ConditionError",
     "ConditionEvalError", "ConditionSyntaxError", "ConfigError", "CostCapError",
-    "CostEstimate", "Decision", "Edge", "EventType", "Fault", "GateRequest", "HumanGate",
+    "CostEstimate", "Decision", "Edge", "EventType", "Fault", "GateRequest", "Guardian",
+    "HumanGate",
     "HumanInLoopConfig", "ImmutableLedgerError", "LedgerBusyError", "LedgerError",
     "LedgerGapError", "LedgerValueError", "LedgerWriteError", "LocalMessagesServer",
     "MeshEvent", "MeshflowError", "MissingKeyError", "MockAgent", "MockCritic",

@@ -1,6 +1,6 @@
 """The notebook layer: drawings, live run view, run timelines, approval panel, ledger
 explorer, magics, conditions tried on values, cost tables and charts, policies compared and
-pre-flight drawn, self-checks.
+pre-flight drawn, guardian findings and accuracy, self-checks.
 
 Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine never
 imports it.
@@ -16,6 +16,7 @@ from .liveview import LiveView
 from .policy_view import PolicyComparison, PreflightDrawing, compare_policies, draw_preflight
 from .routing import ConditionExplanation, condition_table, explain_condition, loop_history
 from .runview import RunView
+from .screening import findings_table, guardian_accuracy, plot_entropy, screen_corpus, search_ledger
 from .selfcheck import Verdict, self_check
 from .timeline import Timeline, TimelineBar, plot_timeline
 
@@ -23,5 +24,6 @@ __all__ = ["ApprovalPanel", "ConditionExplanation", "GraphvizNotInstalled", "Led
            "LedgerView", "LiveRun", "LiveView", "PolicyComparison", "PreflightDrawing", "RunView",
            "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError", "compare_policies",
            "condition_table", "cost_table", "draw_preflight", "explain_condition", "explore",
-           "loop_history", "plot_costs", "plot_spend", "plot_timeline", "render_svg", "run_live",
-           "self_check", "to_dot"]
+           "findings_table", "guardian_accuracy", "loop_history", "plot_costs", "plot_entropy",
+           "plot_spend", "plot_timeline", "render_svg", "run_live", "screen_corpus",
+           "search_ledger", "self_check", "to_dot"]
