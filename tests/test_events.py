@@ -172,3 +172,23 @@ def test_a_terminal_line_leaves_out_feedback_and_cuts_long_values():
     line = progress_line(event)
     assert "feedback" not in line and line.endswith("label=" + "z" * 39 + "…")
     assert "feedback=cite sources" in detail(event)  # the table has room for it
+
+
+def test_cancelling_in_the_moment_after_a_run_ended_changes_nothing(monkeypatch):
+    """A consumer that leaves the stream just as the run ends cancels a run whose loop has
+    closed but whose result is not yet handed over; that cancel must be harmless."""
+    closed, go_on = threading.Event(), threading.Event()
+    run_to_end = asyncio.run
+
+    def end_then_pause(coro):
+        result = run_to_end(coro)
+        closed.set()
+        go_on.wait(timeout=5)
+        return result
+
+    monkeypatch.setattr(asyncio, "run", end_then_pause)
+    handle = WorkflowDefinition("ends").add_node("a", lambda ctx: "done").start("t")
+    assert closed.wait(timeout=5) and not handle.done()
+    handle.cancel()
+    go_on.set()
+    assert handle.result(timeout=5).status is RunStatus.COMPLETED

@@ -8,6 +8,7 @@ in the second case the run gets its own thread and loop, so the caller never see
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -60,7 +61,9 @@ class RunHandle:
 
     def cancel(self) -> None:
         """Stop the run: no new node starts, running nodes are cancelled."""
-        if self._loop_ready.wait(timeout=5) and not self.done():
+        if not self._loop_ready.wait(timeout=5) or self.done():
+            return
+        with contextlib.suppress(RuntimeError):  # its loop closed after the check: it ended
             self._run_loop.call_soon_threadsafe(self._run.cancel)
 
     def __await__(self):
