@@ -58,6 +58,22 @@ def execute(path: Path, workdir: Path, decision: str | None,
         resources={"metadata": {"path": str(workdir)}})
 
 
+def decided_copy(path: Path, folder: Path, decision: str | None) -> Path:
+    """A copy of the lesson in ``folder`` with ``decision`` injected after its parameters
+    cell, as papermill does, for runners that take no parameters (nbval): a lesson that
+    waits for a button would otherwise wait until its gate times out."""
+    notebook = nbformat.read(path, as_version=4)
+    if decision is not None:
+        at = next(n for n, cell in enumerate(notebook.cells)
+                  if "parameters" in cell.metadata.get("tags", []))
+        injected = nbformat.v4.new_code_cell(f"{DECISION_PARAMETER} = {decision!r}")
+        injected.metadata["tags"] = ["injected-parameters"]
+        notebook.cells.insert(at + 1, injected)
+    copy = folder / path.name
+    nbformat.write(notebook, copy)
+    return copy
+
+
 def execute_all(jobs: list[tuple]) -> list[nbformat.NotebookNode]:
     """Execute several lessons at once: each in its own kernel, driven from threads.
     A job is the arguments of `execute`."""
