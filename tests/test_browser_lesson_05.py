@@ -57,9 +57,15 @@ def enabled_buttons(page: Page, text: str) -> int:
 
 def decide_every_gate(page: Page, button: str) -> None:
     """Click ``button`` on each panel as its gate asks, one after the other."""
-    for _ in range(GATES):
-        wait_until(lambda: enabled_buttons(page, button) == 1, timeout=120,
-                   message=f"no gate waiting with an enabled {button} button")
+    for gate in range(1, GATES + 1):
+        try:
+            wait_until(lambda: enabled_buttons(page, button) == 1, timeout=180,
+                       message=f"gate {gate} of {GATES}: no panel waiting with one enabled "
+                               f"{button} button")
+        except AssertionError as err:  # say where the notebook was, for a run far away
+            counts = {text: enabled_buttons(page, text) for text in ("Approve", "Reject")}
+            raise AssertionError(f"{err}; enabled buttons {counts}; the outputs end with:\n"
+                                 f"{output_text(page)[-2000:]}") from None
         click_widget_button(page, button)
         wait_until(lambda: enabled_buttons(page, button) == 0,
                    message=f"the {button} button stayed enabled after the click")
