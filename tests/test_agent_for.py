@@ -90,7 +90,7 @@ def test_the_given_environment_replaces_the_real_one(monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("role", ["boss", None, 3, Role, ["researcher"]])
 def test_an_unknown_role_lists_the_roles(role: Any) -> None:
-    with pytest.raises(ConfigError, match="role must be a Role") as raised:
+    with pytest.raises(ConfigError, match="is not a Role") as raised:
         agent_for(role, environ=MOCK)
     assert "Role.RESEARCHER" in str(raised.value) and raised.value.argument == "role"
 

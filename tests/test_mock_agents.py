@@ -28,6 +28,7 @@ from meshflow_nb.agents.pricing import (
     cost_usd,
     price_for,
 )
+from meshflow_nb.errors import ConfigError
 from meshflow_nb.model.roles import Role
 
 REPO = Path(__file__).resolve().parents[1]
@@ -350,3 +351,14 @@ def test_default_latency_keeps_the_capstone_under_a_second(monkeypatch):
     assert sum(slept) - biz <= 1.0  # the analysts run side by side
     call(MockAgent(Role.RESEARCHER, latency_s=0.25, seed=1), make_ctx("r", "r"))
     assert slept[-1] == 0.25
+
+
+@pytest.mark.parametrize("role", ["wizard", 3, None])
+def test_a_mock_agent_with_no_such_role_is_refused_with_the_roles(role) -> None:
+    with pytest.raises(ConfigError, match="is not a Role") as caught:
+        MockAgent(role)
+    assert caught.value.argument == "MockAgent.role" and "Role.CRITIC" in str(caught.value)
+
+
+def test_a_mock_agent_takes_a_role_by_its_name_in_any_case() -> None:
+    assert MockAgent(" Critic ").role is Role.CRITIC

@@ -32,7 +32,7 @@ def agent_for(role: Role | str, angle: str | None = None, *, model: str | None =
     ``angle`` is an executor's: "writer" (or None) drafts, any other angle ("technical",
     "business") analyses from it. ``environ`` is read instead of ``os.environ``.
     """
-    chosen = _role(role)
+    chosen = Role.of(role, "role")
     angle = _angle(angle)
     if mock_enabled(environ):
         return MockCritic() if chosen is Role.CRITIC else MockAgent(chosen, angle=angle)
@@ -41,16 +41,6 @@ def agent_for(role: Role | str, angle: str | None = None, *, model: str | None =
     if chosen is Role.CRITIC:
         return AnthropicAgent.critic(**settings)
     return AnthropicAgent(chosen, angle=angle, **settings)
-
-
-def _role(role: object) -> Role:
-    """``role`` as a `Role` (its value as text will do); a ConfigError listing them else."""
-    try:
-        return Role(role)
-    except ValueError:
-        names = ", ".join(f"Role.{r.name}" for r in Role)
-        raise ConfigError(f"agent_for: role must be a Role, not {shown(role)}",
-                          argument="role", fix=f"pass one of {names}") from None
 
 
 def _angle(angle: object) -> str | None:

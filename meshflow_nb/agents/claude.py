@@ -65,7 +65,7 @@ class AnthropicAgent:
     """None: `current_prices()` (the table, with ``MESHFLOW_PRICES`` laid over it)."""
 
     def __post_init__(self) -> None:
-        self.role = _role(self.role)
+        self.role = Role.of(self.role, "AnthropicAgent.role")
         self.model = self.model or live_model()
         self.prices = current_prices() if self.prices is None else self.prices
         self.price = price_for(self.model, self.prices)  # unknown model: refused here
@@ -186,15 +186,6 @@ def _hand_on(ctx: NodeContext, text: str) -> None:
 
 def _text_of(message: Any) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
-
-
-def _role(value: Any) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise ConfigError(f"AnthropicAgent.role must be a Role, not {shown(value)}",
-                          argument="AnthropicAgent.role",
-                          fix=f"use one of {', '.join(r.value for r in Role)}") from None
 
 
 def _check_settings(agent: AnthropicAgent) -> None:

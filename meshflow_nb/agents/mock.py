@@ -743,7 +743,7 @@ class MockAgent:
     """None: MESHFLOW_MOCK_LATENCY times this role's factor, read at call time."""
 
     def __post_init__(self) -> None:
-        self.role = Role(self.role)
+        self.role = Role.of(self.role, "MockAgent.role")
         if self.latency_s is not None and not self.latency_s >= 0:
             raise ConfigError(f"latency_s must be >= 0, got {self.latency_s!r}")
 

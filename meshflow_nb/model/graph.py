@@ -178,12 +178,7 @@ def _cut(text: str, limit: int = 80) -> str:
 
 def _role(value: Any, kind: str) -> Role | None:
     """A Role, its value in any case ("critic"), or None."""
-    if value is None or isinstance(value, Role):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {r.value for r in Role}:
-        return Role(value.strip().lower())
-    raise ConfigError(f"{kind}.role {shown(value)} is not a Role", argument=f"{kind}.role",
-                      fix=f"use one of {', '.join('Role.' + r.name for r in Role)}")
+    return None if value is None else Role.of(value, f"{kind}.role")
 
 
 def _risk_tier(value: Any, kind: str) -> RiskTier:

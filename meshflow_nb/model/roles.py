@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+from ..errors import ConfigError, shown
+
 
 class Role(StrEnum):
     """What kind of work a node does; shapes mock output and the graph drawing."""
@@ -19,6 +21,17 @@ class Role(StrEnum):
     ORCHESTRATOR = "orchestrator"
     GUARDIAN = "guardian"
     HUMAN = "human"
+
+    @classmethod
+    def of(cls, value: object, argument: str) -> Role:
+        """``value`` as a Role: a Role, or its value as text in any case ("Critic"); a
+        ConfigError naming ``argument`` and every role otherwise."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str) and value.strip().lower() in cls._value2member_map_:
+            return cls(value.strip().lower())
+        raise ConfigError(f"{argument} {shown(value)} is not a Role", argument=argument,
+                          fix=f"use one of {', '.join('Role.' + r.name for r in cls)}")
 
 
 
