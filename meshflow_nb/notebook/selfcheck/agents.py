@@ -25,12 +25,10 @@ from ...events import EventType, plural
 from ...model.graph import Topology
 from ...model.roles import RiskTier, Role
 from ...workflow import WorkflowDefinition
-from .expect import Instance, describe
+from .expect import RUN, Instance, OrNone, describe
 from .framework import Verdict, hint, passed, self_check
-from .live import OrNone
 from .text import filler_reason
 
-RUN = "the result of a run (a RunResult)"
 WORKFLOW = "a workflow (a WorkflowDefinition)"
 
 WORD_COUNT = "word_count"

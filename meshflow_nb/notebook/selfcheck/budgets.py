@@ -21,9 +21,8 @@ from ...events import EventType, MeshEvent, plural
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
 from ..costs import cost_table
-from .expect import Count, Expect, Instance, OneOf, Text, Unfit
+from .expect import RUN, Count, Dollars, Expect, Instance, OneOf, OrNone, Text, Unfit
 from .framework import Verdict, hint, passed, self_check
-from .live import Dollars, OrNone
 from .streaming import Name
 from .text import stems
 
@@ -39,20 +38,7 @@ million, cheaper, more expensive): an explanation of a cost ratio needs one of e
 DEARER = re.compile(r"\b(more expensive|dearer|costlier|pricier|more costly)\b", re.IGNORECASE)
 CHEAPER = re.compile(r"\b(cheaper|less expensive|less costly|lower)\b", re.IGNORECASE)
 
-RUN = "the result of a run (a RunResult)"
 _QUOTES = " '\"`"
-
-
-class Budget(Dollars):
-    """A budget in USD: a number above zero (`Policy` refuses a budget of nothing)."""
-
-    def clean(self, value: Any, where: str) -> float:
-        """The budget as a float, once it is more than nothing."""
-        amount = super().clean(value, where)
-        if amount == 0:
-            raise Unfit(f"{where} is $0, and Policy refuses a budget of nothing: choose an "
-                        "amount above zero")
-        return amount
 
 
 class NodeName(Name):
@@ -100,8 +86,9 @@ class Ratio(Expect):
 @self_check(
     given={"ex1_nodes": Count("how many node executions exercise 1 asks for"),
            "ex1_result": OrNone(Instance(RunResult, "the run under your budget", kind=RUN))},
-    answers={"ex1_budget": Budget("the budget in USD that lets exactly ex1_nodes node "
-                                  "executions run")})
+    answers={"ex1_budget": Dollars("the budget in USD that lets exactly ex1_nodes node "
+                                   "executions run",
+                                   zero="and Policy refuses a budget of nothing")})
 def budget_for_nodes(ex1_nodes: int, ex1_result: RunResult | None,
                      ex1_budget: float) -> Verdict:
     """Exercise 1: under the learner's budget, exactly the first ``ex1_nodes`` node
@@ -403,5 +390,5 @@ def _explanation_hint(text: str, ratio: float) -> str | None:
     return None
 
 
-__all__ = ["Budget", "NodeName", "Ratio", "Sentences", "budget_for_nodes", "model_change",
+__all__ = ["NodeName", "Ratio", "Sentences", "budget_for_nodes", "model_change",
            "stop_payload"]

@@ -18,7 +18,7 @@ from ...ledger.verify import VerificationResult
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
 from ..explorer import LedgerView
-from .expect import Count, Instance, ListOf, MappingOf, OneOf, Pair, Text
+from .expect import RUN, Count, Instance, ListOf, MappingOf, OneOf, Pair, Text
 from .framework import Verdict, hint, passed, self_check
 from .text import first_duplicate, stems
 
@@ -43,14 +43,13 @@ item does not make highest_risk about that item."""
 _RULE_ID = re.compile(r"\b([PS]\d{3})\b", re.IGNORECASE)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
-RUN = Instance(RunResult, kind="the result of a run (a RunResult)")
 EVENTS = ListOf(Instance(MeshEvent, kind="an event (a MeshEvent)"), kind="a list of events")
 VERIFICATION = Instance((VerificationResult, LedgerView),
                         kind="a verification (what explore() or verify_chain() returns)")
 
 
 @self_check(
-    given={"ex1_result": Instance(RunResult, "exercise 1's run", kind=RUN.kind)},
+    given={"ex1_result": Instance(RunResult, "exercise 1's run", kind=RUN)},
     answers={"nodes_executed": Count("node executions in your run"),
              "loop_iterations": Count("trips back from quality_gate to the writer")})
 def node_map(ex1_result: RunResult, nodes_executed: int, loop_iterations: int) -> Verdict:
@@ -156,7 +155,7 @@ def _output_said(last: MeshEvent) -> str:
 
 
 @self_check(
-    given={"rejected": Instance(RunResult, "the misconfigured pipeline's run", kind=RUN.kind),
+    given={"rejected": Instance(RunResult, "the misconfigured pipeline's run", kind=RUN),
            "fixed_events": ListOf(EVENTS.item, "the events of your fixed pipeline's run",
                                   kind=EVENTS.kind)},
     answers={"violated_rule": Text("the rule id in the rejection report",

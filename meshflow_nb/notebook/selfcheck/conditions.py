@@ -28,7 +28,7 @@ from ...model.conditions import (
 )
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
-from .expect import Count, Expect, Instance, ListOf, Text, Unfit
+from .expect import RUN, Count, Expect, Instance, ListOf, Text, Unfit
 from .framework import Verdict, hint, passed, self_check
 
 SCORE = "quality_score"
@@ -90,7 +90,6 @@ def _is_number_text(text: str) -> bool:
     return True
 
 
-RUN = "the result of a run (a RunResult)"
 WORKFLOW = "a workflow (what WorkflowDefinition(...) builds)"
 
 

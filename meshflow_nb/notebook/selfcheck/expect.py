@@ -7,13 +7,19 @@ what it is instead. They nest: ``ListOf(Pair(Text(min_words=3), OneOf(EFFORTS)))
 
 from __future__ import annotations
 
+import math
 import numbers
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ...errors import MeshflowError, shown
 from ...events import plural
 from .text import filler_reason, first_duplicate
+
+RUN = "the result of a run (a RunResult)"
+"""How a HINT names a run's result, the kind of most of the values checks are given."""
+_NUMBER = re.compile(r"\$?\s*\d+(?:\.\d*)?|\$?\s*\.\d+")
 
 
 class Unfit(MeshflowError):
@@ -178,6 +184,49 @@ class Instance(Expect):
         if not isinstance(value, self.types):
             raise self.refuse(value, where)
         return value
+
+
+class OrNone(Expect):
+    """A value a lesson cell made after an answer: None until the learner answered and
+    ran that cell (the judge says what to do then), else what ``inner`` accepts."""
+
+    def __init__(self, inner: Expect) -> None:
+        super().__init__(inner.what, kind=inner.kind)
+        self.inner = inner
+
+    def unset(self, value: Any) -> bool:
+        """None is no gap here: the answer comes first."""
+        return False
+
+    def clean(self, value: Any, where: str) -> Any:
+        """None as it is, anything else as ``inner`` cleans it."""
+        return None if value is None else self.inner.clean(value, where)
+
+
+class Dollars(Expect):
+    """An amount of USD: a number zero or more (a NumPy float will do), not text. With
+    ``zero`` (why nothing will not do) the amount must be above zero."""
+
+    kind = "a number of USD, such as 1.25"
+
+    def __init__(self, what: str = "", *, zero: str | None = None) -> None:
+        super().__init__(what)
+        self.zero = zero
+
+    def clean(self, value: Any, where: str) -> float:
+        """The amount as a float; a number in quotes is told to lose its quotes."""
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            extra = " and the $" if "$" in value else ""
+            raise Unfit(f"{where} should be a number, not the text {value!r}: drop the "
+                        f"quotes{extra}")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+                or not math.isfinite(value):
+            raise self.refuse(value, where)
+        if value < 0:
+            raise Unfit(f"{where} is an amount of USD, so it cannot be negative")
+        if value == 0 and self.zero is not None:
+            raise Unfit(f"{where} is $0, {self.zero}: choose an amount above zero")
+        return float(value)
 
 
 def describe(value: Any) -> str:

@@ -21,13 +21,12 @@ from ...model.graph import HumanGate
 from ...model.roles import RiskTier
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
-from .expect import Count, Instance, ListOf, Text
+from .expect import RUN, Count, Instance, ListOf, Text
 from .framework import Verdict, hint, passed, self_check
 
 MAX_TIMEOUT_S = 5.0
 """Exercise 2's gate must give up within this many seconds (nobody is going to answer)."""
 
-RUN = "the result of a run (a RunResult)"
 LEDGER = Instance(ReplayLedger, "the exercise's ledger", kind="a ledger (a ReplayLedger)")
 NOTICES = ListOf(Instance(dict, kind="a notice record (a dict)"),
                  "what the webhook receiver recorded", kind="a list of notice records")

@@ -21,9 +21,8 @@ from ...events import EventType, plural
 from ...ledger.replay import ReplayLedger
 from ...model.status import RunStatus
 from ...workflow import WorkflowDefinition
-from .expect import Count, Expect, Instance, ListOf, Text
+from .expect import RUN, Count, Expect, Instance, ListOf, OrNone, Text
 from .framework import Verdict, hint, passed, self_check
-from .live import OrNone
 from .text import stems
 
 WANTED_NODES = 3
@@ -52,7 +51,6 @@ SHAPE_STEMS = frozenset({"graph", "edge", "struc", "workf", "shape", "defin", "s
                          "step"})
 """Stems that say why the node count stays: the workflow's shape did not change."""
 
-RUN = "the result of a run (a RunResult)"
 ROW_COLUMNS = ("run_id", "event_type")
 
 

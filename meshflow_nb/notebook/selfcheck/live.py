@@ -12,9 +12,6 @@ the check asks for the answer first.
 
 from __future__ import annotations
 
-import math
-import numbers
-import re
 from collections import Counter
 from typing import Any
 
@@ -24,7 +21,7 @@ from ...engine.results import RunResult
 from ...events import EventType, plural
 from ...ledger.replay import ReplayLedger
 from ...pipelines.recordings import ROW_COLUMNS, replay_rows
-from .expect import Count, Expect, Instance, ListOf, Text, Unfit
+from .expect import RUN, Count, Dollars, Expect, Instance, ListOf, OrNone, Text
 from .framework import Verdict, hint, passed, self_check
 
 PRINTED_DIGITS = 4
@@ -40,46 +37,6 @@ ERROR_MARKS = {"rate_limit": "429", "overloaded": "529", "unauthorized": "401",
 fault a run met."""
 
 WANTED_RETRIES = 2
-_NUMBER = re.compile(r"\$?\s*\d+(?:\.\d*)?|\$?\s*\.\d+")
-
-RUN = "the result of a run (a RunResult)"
-
-
-class OrNone(Expect):
-    """A value a lesson cell made after an answer: None until the learner answered and
-    ran that cell (the judge says what to do then), else what ``inner`` accepts."""
-
-    def __init__(self, inner: Expect) -> None:
-        super().__init__(inner.what, kind=inner.kind)
-        self.inner = inner
-
-    def unset(self, value: Any) -> bool:
-        """None is no gap here: the answer comes first."""
-        return False
-
-    def clean(self, value: Any, where: str) -> Any:
-        """None as it is, anything else as ``inner`` cleans it."""
-        return None if value is None else self.inner.clean(value, where)
-
-
-class Dollars(Expect):
-    """An amount of USD: a number zero or more (a NumPy float will do), not text."""
-
-    kind = "a number of USD, such as 1.25"
-
-    def clean(self, value: Any, where: str) -> float:
-        """The amount as a float; a number in quotes is told to lose its quotes."""
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            extra = " and the $" if "$" in value else ""
-            raise Unfit(f"{where} should be a number, not the text {value!r}: drop the "
-                        f"quotes{extra}")
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) \
-                or not math.isfinite(value):
-            raise self.refuse(value, where)
-        if value < 0:
-            raise Unfit(f"{where} is an amount of USD, so it cannot be negative")
-        return float(value)
-
 
 class FaultLike(Expect):
     """A `Fault` of the local server, known by its fields."""
@@ -368,5 +325,5 @@ def _model_hint(model: str) -> str | None:
     return None
 
 
-__all__ = ["Dollars", "FaultLike", "OrNone", "ServerLike", "cost_bound", "model_moved",
+__all__ = ["FaultLike", "ServerLike", "cost_bound", "model_moved",
            "replay_equal", "retry_fault"]

@@ -23,7 +23,7 @@ from ...policy.config import Policy, PolicyMode
 from ...policy.guardian import Action
 from ...policy.rules import ungated_nodes
 from ...workflow import WorkflowDefinition
-from .expect import Expect, Instance, ListOf, Text, Unfit
+from .expect import RUN, Expect, Instance, ListOf, Text, Unfit
 from .framework import Verdict, hint, passed, self_check
 from .text import stems
 
@@ -66,7 +66,6 @@ time) and why that is not a refusal (an unattended yes)."""
 _RULE_ID = re.compile(r"\b([PS]\d{3})\b", re.IGNORECASE)
 _ACTION_ORDER = (Action.FLAG, Action.REDACT, Action.BLOCK)
 
-RUN_KIND = "the result of a run (a RunResult)"
 WORKFLOW_KIND = "a workflow (a WorkflowDefinition)"
 
 
@@ -74,7 +73,7 @@ WORKFLOW_KIND = "a workflow (a WorkflowDefinition)"
 
 
 @self_check(
-    given={"ex1_result": Instance(RunResult, "the run of your workflow", kind=RUN_KIND)},
+    given={"ex1_result": Instance(RunResult, "the run of your workflow", kind=RUN)},
     answers={"ex1_workflow": Instance(WorkflowDefinition, "the workflow, fixed",
                                       kind=WORKFLOW_KIND)})
 def regulated_fix(ex1_result: RunResult, ex1_workflow: WorkflowDefinition) -> Verdict:
@@ -197,7 +196,7 @@ def _ex1_outcome(run: RunResult) -> str:
 
 
 @self_check(
-    given={"ex2_result": Instance(RunResult, "the newsletter's rejected run", kind=RUN_KIND)},
+    given={"ex2_result": Instance(RunResult, "the newsletter's rejected run", kind=RUN)},
     answers={"ex2_rules": ListOf(
         Text("one rule id per problem, in order", max_words=4,
              kind="a rule id in quotes, such as 'S001'"),

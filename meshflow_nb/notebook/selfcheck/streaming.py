@@ -23,9 +23,8 @@ from ...ledger.errors import LedgerError
 from ...ledger.replay import ReplayLedger
 from ...model.status import RunStatus
 from .capstone import _field_name, _output_said
-from .expect import Count, Expect, Instance, ListOf, MappingOf, Text, Unfit
+from .expect import Count, Dollars, Expect, Instance, ListOf, MappingOf, Text, Unfit
 from .framework import Verdict, hint, passed, self_check
-from .live import Dollars
 
 EVENT_TYPES = frozenset(t.value for t in EventType)
 """Every type name a run can emit (``EventType``'s values)."""
@@ -52,18 +51,6 @@ class Name(Text):
             raise Unfit(f"{where} is {len(value.strip())} characters long: it should be "
                         f"{self.kind}")
         return super().clean(value, where)
-
-
-class Threshold(Dollars):
-    """An amount of USD above zero: a threshold the run's cost can pass."""
-
-    def clean(self, value: Any, where: str) -> float:
-        """The amount as a float, once it is more than nothing."""
-        amount = super().clean(value, where)
-        if amount == 0:
-            raise Unfit(f"{where} is $0, which the run passes before it spends anything: "
-                        "choose an amount above zero")
-        return amount
 
 
 class EventsTaken(ListOf):
@@ -216,7 +203,8 @@ def _final_field_hint(last: MeshEvent, field: str) -> str | None:
     given={"ex2_events": EventsTaken(EVENT, "the events your consumer took", kind=EVENTS.kind),
            "ledger": Instance(ReplayLedger, "the lesson's ledger",
                               kind="the lesson's ledger (a ReplayLedger)")},
-    answers={"cost_threshold": Threshold("your threshold in USD")})
+    answers={"cost_threshold": Dollars(
+        "your threshold in USD", zero="which the run passes before it spends anything")})
 def cost_stop(ex2_events: list[MeshEvent], ledger: ReplayLedger,
               cost_threshold: float) -> Verdict:
     """Exercise 2: the learner's consumer left the stream at the first event that took the
