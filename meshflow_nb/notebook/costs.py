@@ -25,7 +25,6 @@ matplotlib is imported only when a chart is drawn. A chart shows itself in a not
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -221,9 +220,9 @@ def plot_costs(runs: Any, *, title: str | None = None) -> Any:
     estimate that refused it. Pass ``{"label": run, ...}`` to compare runs, a bar each."""
     drawn = _runs(runs)
     nodes = list(dict.fromkeys(n for run in drawn for n in run.rows.node))
-    figure = _figure_class()(figsize=(FIGURE_WIDTH_IN, 1.6 + 0.42 * len(nodes) * (
+    figure = notebook_figure()(figsize=(FIGURE_WIDTH_IN, 1.6 + 0.42 * len(nodes) * (
         1 + 0.45 * (len(drawn) - 1))), layout="constrained")
-    figure.cost_runs = tuple(drawn)
+    figure.printed = "\n".join(run.text() for run in drawn)
     ax = figure.subplots()
     right = max([_bar_length(run, node) for run in drawn for node in nodes] + [1e-9])
     for n, run in enumerate(drawn):
@@ -250,8 +249,8 @@ def plot_spend(runs: Any, *, title: str | None = None) -> Any:
     dot after the execution that passed the budget, a cross where it refused one (at
     what the estimate said the spend would reach). ``{"label": run, ...}`` compares runs."""
     drawn = _runs(runs)
-    figure = _figure_class()(figsize=(FIGURE_WIDTH_IN, 4.2), layout="constrained")
-    figure.cost_runs = tuple(drawn)
+    figure = notebook_figure()(figsize=(FIGURE_WIDTH_IN, 4.2), layout="constrained")
+    figure.printed = "\n".join(run.text() for run in drawn)
     ax = figure.subplots()
     top = 0.0
     for n, run in enumerate(drawn):
@@ -413,17 +412,3 @@ def _money(amount: float) -> str:
 def _plain(text: str) -> str:
     """Text as matplotlib should print it: a dollar sign is a dollar, not mathematics."""
     return str(text).replace("$", r"\$")
-
-
-@functools.cache
-def _figure_class() -> type:
-    """The cost chart's figure: PNG in a notebook, the costs per node as text elsewhere."""
-
-    class CostFigure(notebook_figure()):
-        cost_runs: tuple[_Run, ...] = ()
-
-        def text(self) -> str:
-            """Every run's costs per node, as text."""
-            return "\n".join(run.text() for run in self.cost_runs)
-
-    return CostFigure

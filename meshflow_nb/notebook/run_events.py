@@ -67,13 +67,15 @@ def what(value: Any) -> str:
 
 @functools.cache
 def notebook_figure() -> type:
-    """A matplotlib Figure that shows itself as PNG and prints as ``self.text()``; made on
-    first use, so that importing a plot module loads no matplotlib. Subclass it and
-    define ``text``."""
+    """A matplotlib Figure that shows itself as PNG and prints as its ``printed`` text
+    (set it to what the figure shows); made on first use, so that importing a plot module
+    loads no matplotlib."""
     from matplotlib.figure import Figure
 
     class NotebookFigure(Figure):
         """PNG in a notebook, text elsewhere."""
+
+        printed: str = ""
 
         def _repr_png_(self) -> bytes:
             buffer = io.BytesIO()
@@ -81,9 +83,10 @@ def notebook_figure() -> type:
             return buffer.getvalue()
 
         def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-            printer.text(self.text())
+            printer.text(self.printed)
 
         def text(self) -> str:
-            return ""
+            """What the figure shows, as text."""
+            return self.printed
 
     return NotebookFigure

@@ -19,8 +19,6 @@ matplotlib is imported only when a chart is drawn.
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,15 +26,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..engine.launch import RunHandle
-from ..engine.results import RunResult
 from ..errors import ConfigError, shown
-from ..events import EventType, MeshEvent
+from ..events import EventType
 from ..ledger import ReplayLedger
 from ..policy import guardian as rules
 from ..policy.guardian import ENTROPY_THRESHOLD, Category, Guardian, shannon_entropy
 from ..policy.guardian_corpus import CORPUS, KNOWN_MISSES, NEGATIVES, POSITIVES
-from .live import LiveRun
+from .run_events import events_of, notebook_figure
 
 FINDING_COLUMNS = ["seq", "node", "where", "category", "kind", "action", "start", "end"]
 SEARCH_COLUMNS = ["table", "seq", "event", "node", "field", "match"]
@@ -51,12 +47,10 @@ MIN_SEARCH_CHARS = 4
 """The shortest text (or piece) `search_ledger` looks for: shorter ones match by chance."""
 _JSON_COLUMNS = frozenset({"output", "payload", "policy"})
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-RUN_FIX = "pass a run's result (wf.run(...)), its events (result.events, ledger.events(run_id))"
 
 FLAGGED_COLOR = "#b2182b"
 PASSED_COLOR = "#9e9e9e"
 FIGURE_WIDTH_IN = 9.5
-PNG_DPI = 100
 LABEL_CHARS = 28
 """Characters of a value shown as its bar's label (a longer one is cut short with …)."""
 
@@ -72,25 +66,8 @@ def findings_table(run: Any) -> pd.DataFrame:
              "category": e.payload.get("category"), "kind": e.payload.get("kind"),
              "action": e.payload.get("action"), "start": e.payload.get("start"),
              "end": e.payload.get("end")}
-            for e in _events_of(run) if e.type is EventType.GUARDIAN_FINDING]
+            for e in events_of(run, "a findings table") if e.type is EventType.GUARDIAN_FINDING]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS, index=pd.RangeIndex(1, len(rows) + 1))
-
-
-def _events_of(source: Any) -> list[MeshEvent]:
-    """One run's events from what a learner has at hand; a ConfigError for anything else."""
-    if isinstance(source, LiveRun):
-        source = source.handle
-    if isinstance(source, (RunResult, RunHandle)):
-        source = source.events
-    if isinstance(source, (str, bytes, Mapping)) or not isinstance(source, Iterable):
-        raise ConfigError(f"findings are read from a run, not {shown(source)}",
-                          argument="run", fix=RUN_FIX)
-    events = list(source)
-    odd = next((item for item in events if not isinstance(item, MeshEvent)), None)
-    if odd is not None:
-        raise ConfigError(f"a run's events are MeshEvents, not {shown(odd)}", argument="run",
-                          fix=RUN_FIX)
-    return sorted(events, key=lambda e: e.seq)
 
 
 # --- the ledger searched -----------------------------------------------------------------
@@ -292,9 +269,10 @@ def plot_entropy(values: Iterable[str], *, title: str | None = None) -> Any:
     (grey), with the rule that let it pass: too short, below the threshold, one kind of
     character, a placeholder word."""
     rows = [_entropy_row(value) for value in _values(values)]
-    figure = _figure_class()(figsize=(FIGURE_WIDTH_IN, 1.3 + 0.42 * len(rows)),
+    figure = notebook_figure()(figsize=(FIGURE_WIDTH_IN, 1.3 + 0.42 * len(rows)),
                              layout="constrained")
-    figure.entropy_rows = tuple(rows)
+    figure.printed = "\n".join(f"{_label(row['value']):<{LABEL_CHARS}}  {row['entropy']:.2f} "
+                                f"bits  {row['verdict']}" for row in rows)
     ax = figure.subplots()
     top = max([row["entropy"] for row in rows] + [ENTROPY_THRESHOLD])
     for y, row in enumerate(rows):
@@ -354,30 +332,3 @@ def _why_not(value: str) -> str:
 def _label(value: str) -> str:
     """A value as its bar's label, cut short."""
     return value if len(value) <= LABEL_CHARS else value[:LABEL_CHARS - 1] + "…"
-
-
-@functools.cache
-def _figure_class() -> type:
-    """A matplotlib Figure that shows itself in a notebook as PNG and prints as its rows;
-    made on first use, so importing this module loads no matplotlib."""
-    from matplotlib.figure import Figure
-
-    class EntropyFigure(Figure):
-        """An entropy chart: PNG in a notebook, one line per value as text elsewhere."""
-
-        entropy_rows: tuple[dict[str, Any], ...] = ()
-
-        def _repr_png_(self) -> bytes:
-            buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=PNG_DPI, facecolor="white")
-            return buffer.getvalue()
-
-        def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-            printer.text(self.text())
-
-        def text(self) -> str:
-            """One line per value: its entropy and the verdict."""
-            return "\n".join(f"{_label(row['value']):<{LABEL_CHARS}}  {row['entropy']:.2f} "
-                             f"bits  {row['verdict']}" for row in self.entropy_rows)
-
-    return EntropyFigure

@@ -17,7 +17,6 @@ notebook (PNG) and has a plain-text form, the same one `Timeline.text` gives.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -221,8 +220,8 @@ def plot_timeline(runs: Any, *, title: str | None = None, until: float | None = 
     panels = _panels(runs, title)
     limit = _until(until)
     marked = _highlighted(highlight)
-    figure = _figure_class()(figsize=(FIGURE_WIDTH_IN, _height(panels)), layout="constrained")
-    figure.timelines = tuple(timeline for _, timeline in panels)
+    figure = notebook_figure()(figsize=(FIGURE_WIDTH_IN, _height(panels)), layout="constrained")
+    figure.printed = "\n".join(timeline.text() for _, timeline in panels)
     axes = figure.subplots(len(panels), 1, sharex=True, squeeze=False,
                            height_ratios=[max(len(t.nodes), 1) + 1.2 for _, t in panels])
     right = limit or max(t.length_s for _, t in panels) or 1.0
@@ -361,19 +360,6 @@ def _height(panels: list[tuple[str, Timeline]]) -> float:
     """Figure height in inches: a row per node in each panel, room for titles and axis."""
     rows = sum(max(len(t.nodes), 1) + 1.2 for _, t in panels)
     return 1.0 + ROW_HEIGHT_IN * rows
-
-
-@functools.cache
-def _figure_class() -> type:
-    """The timeline's figure: PNG in a notebook, its timelines' text elsewhere."""
-
-    class TimelineFigure(notebook_figure()):
-        timelines: tuple[Timeline, ...] = ()
-
-        def text(self) -> str:
-            return "\n".join(t.text() for t in self.timelines)
-
-    return TimelineFigure
 
 
 def _draw(ax: Any, timeline: Timeline, label: str, right: float,
