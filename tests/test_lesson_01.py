@@ -7,15 +7,14 @@ The plain approve/reject runs and nbval of the untouched notebook are tests/test
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 import nbformat
 import pytest
+from hands_on_runner import run_hands_on
 from lesson_runner import ROOT, execute
 
 from meshflow_nb.ledger import ReplayLedger
@@ -127,13 +126,7 @@ def test_junk_answers_get_hints_and_no_traceback(executed: dict) -> None:
 
 def run(tmp_path: Path, *args: str, mock: bool = True, **env: str) -> subprocess.CompletedProcess:
     """The script as a learner runs it, in ``tmp_path``, with no key and no ledger set."""
-    environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("MESHFLOW_", "ANTHROPIC_"))}
-    environ.update({"PYTHONPATH": str(ROOT), "MESHFLOW_MOCK_LATENCY": "0", **env})
-    if mock:
-        environ["MESHFLOW_MOCK"] = "1"
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env=environ, cwd=tmp_path, timeout=120)
+    return run_hands_on(SCRIPT.name, tmp_path, *args, mock=mock, **env)
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -7,13 +7,12 @@ cells must answer PASS to right answers and HINT to wrong ones, from the real ru
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from hands_on_runner import run_hands_on
 from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 from meshflow_nb.ledger import ReplayLedger
@@ -149,11 +148,7 @@ def test_wrong_answers_get_hints_and_no_traceback(executed):
 
 def run_script(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The hands-on script as a learner runs it, in ``cwd``."""
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("MESHFLOW_HITL", "MESHFLOW_LEDGER_DB")}
-    environ.update({"MESHFLOW_MOCK": "1", "MESHFLOW_MOCK_LATENCY": "0", **env})
-    return subprocess.run([sys.executable, str(SCRIPT), *args], cwd=cwd, env=environ,
-                          capture_output=True, text=True, timeout=120)
+    return run_hands_on(SCRIPT.name, cwd, *args, **env)
 
 
 def test_the_script_explains_its_flags(tmp_path):

@@ -6,13 +6,12 @@ The plain approve and reject runs, and nbval, are tests/test_lessons.py's."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from hands_on_runner import run_hands_on
 from lesson_runner import ROOT, cell_errors, execute_all, verdicts
 
 LESSON = ROOT / "lessons" / "03_fan_out_fan_in.ipynb"
@@ -101,13 +100,7 @@ def test_the_timelines_render_as_images(answered: dict) -> None:
 
 def run_script(tmp_path: Path, *args: str, mock: bool = True) -> subprocess.CompletedProcess:
     """The script as a learner runs it, in ``tmp_path`` with a ledger of its own there."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MESHFLOW_MOCK", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                        "MESHFLOW_REPLAY", "MESHFLOW_LEDGER_DB")}
-    env.update(PYTHONPATH=str(ROOT), MESHFLOW_MOCK_LATENCY="0",
-               **({"MESHFLOW_MOCK": "1"} if mock else {}))
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
-                          env=env, cwd=tmp_path, timeout=120)
+    return run_hands_on(SCRIPT.name, tmp_path, *args, mock=mock)
 
 
 def test_help_names_every_mode(tmp_path: Path) -> None:

@@ -7,13 +7,12 @@ The plain approve/reject runs and nbval of the untouched lesson are tests/test_l
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
 import pytest
+from hands_on_runner import run_hands_on
 from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "04_conditions_and_loops.ipynb"
@@ -86,10 +85,7 @@ def test_wrong_answers_get_hints_and_no_traceback(executed: dict) -> None:
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """The script in mock mode, its ledger in ``tmp_path``."""
-    env = {**os.environ, "MESHFLOW_MOCK": "1", "PYTHONPATH": str(ROOT),
-           "MESHFLOW_LEDGER_DB": str(tmp_path / "conditions.duckdb")}
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, env=env, cwd=tmp_path, timeout=120)
+    return run_hands_on(SCRIPT.name, tmp_path, *args, ledger="conditions.duckdb")
 
 
 def test_help_names_every_flag(tmp_path: Path) -> None:

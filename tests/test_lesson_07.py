@@ -4,14 +4,12 @@ traceback), and the terminal twin run as a learner runs it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-import duckdb
 import nbformat
 import pytest
+from hands_on_runner import ledger_statuses, run_hands_on
 from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "07_budgets_and_cost_caps.ipynb"
@@ -96,21 +94,13 @@ def test_the_governance_cells_show_what_the_layer_prevents(executed: dict) -> No
 
 def run(tmp_path: Path, *args: str, mock: bool = True) -> subprocess.CompletedProcess:
     """The script in ``tmp_path`` with mock agents (or none), its ledger there too."""
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("MESHFLOW_MOCK", "ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL",
-                            "MESHFLOW_REPLAY", "MESHFLOW_LEDGER_DB", "MESHFLOW_MODEL")}
-    environ.update({"PYTHONPATH": str(ROOT), "MESHFLOW_MOCK_LATENCY": "0.01",
-                    "MESHFLOW_LEDGER_DB": str(tmp_path / "budgets.duckdb"),
-                    **({"MESHFLOW_MOCK": "1"} if mock else {})})
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, env=environ, cwd=tmp_path, timeout=120)
+    return run_hands_on(SCRIPT.name, tmp_path, *args, mock=mock, ledger="budgets.duckdb",
+                        latency="0.01")
 
 
 def statuses(tmp_path: Path) -> list[str]:
     """The status of every run in the script's ledger, read by another process."""
-    with duckdb.connect(str(tmp_path / "budgets.duckdb"), read_only=True) as con:
-        return [row[0] for row in con.execute(
-            "SELECT status FROM ledger_runs ORDER BY started_at").fetchall()]
+    return ledger_statuses(tmp_path / "budgets.duckdb")
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

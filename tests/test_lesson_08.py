@@ -4,14 +4,13 @@ traceback), and the terminal twin run as a learner runs it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import nbformat
 import pytest
+from hands_on_runner import ledger_statuses, run_hands_on
 from lesson_runner import ROOT, execute_all
 
 LESSON = ROOT / "lessons" / "08_the_guardian.ipynb"
@@ -129,18 +128,12 @@ def test_the_capstone_gate_sees_no_injection(executed: dict, name: str, decision
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """The script in ``tmp_path``, its ledger there too."""
-    environ = {k: v for k, v in os.environ.items() if k != "MESHFLOW_LEDGER_DB"}
-    environ.update({"PYTHONPATH": str(ROOT), "MESHFLOW_MOCK": "1",
-                    "MESHFLOW_LEDGER_DB": str(tmp_path / "guardian.duckdb")})
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, env=environ, cwd=tmp_path, timeout=120)
+    return run_hands_on(SCRIPT.name, tmp_path, *args, ledger="guardian.duckdb")
 
 
 def statuses(tmp_path: Path) -> list[str]:
     """The status of every run in the script's ledger, read by another process."""
-    with duckdb.connect(str(tmp_path / "guardian.duckdb"), read_only=True) as con:
-        return [row[0] for row in con.execute(
-            "SELECT status FROM ledger_runs ORDER BY started_at").fetchall()]
+    return ledger_statuses(tmp_path / "guardian.duckdb")
 
 
 def test_help_names_every_mode(tmp_path: Path) -> None:

@@ -4,14 +4,13 @@ terminal twin run as a learner runs it."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 import nbformat
 import pytest
+from hands_on_runner import run_hands_on
 from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
 
 LESSON = ROOT / "lessons" / "10_human_in_the_loop.ipynb"
@@ -99,14 +98,8 @@ def test_the_governance_cells_show_what_the_layer_prevents(executed: dict) -> No
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """The script in ``tmp_path`` with mock agents, its ledger and store there too."""
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("MESHFLOW_HITL", "MESHFLOW_LEDGER_DB", "MESHFLOW_REVIEWER")}
-    environ.update({"PYTHONPATH": str(ROOT), "MESHFLOW_MOCK": "1",
-                    "MESHFLOW_MOCK_LATENCY": "0",
-                    "MESHFLOW_APPROVALS_DIR": str(tmp_path / "approvals")})
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True,
-                          text=True, env=environ, cwd=tmp_path, timeout=120,
-                          stdin=subprocess.DEVNULL)
+    return run_hands_on(SCRIPT.name, tmp_path, *args,
+                        MESHFLOW_APPROVALS_DIR=str(tmp_path / "approvals"))
 
 
 def decisions(tmp_path: Path) -> list[tuple[str, str]]:
