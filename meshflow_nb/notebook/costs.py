@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..errors import ConfigError, shown
 from ..events import EventType, MeshEvent, plural
-from .run_events import RUN_FIX, events_of, notebook_figure, what
+from .run_events import events_of, labelled_runs, notebook_figure
 
 EXECUTION_COLUMNS = ["node", "iteration", "model", "tokens_in", "tokens_out", "cost_usd",
                      "estimate_usd", "spent_usd", "stop"]
@@ -71,20 +71,8 @@ def cost_table(runs: Any, *, by: str = "execution") -> pd.DataFrame:
 
 def _labelled_rows(runs: Any) -> list[tuple[str, pd.DataFrame]]:
     """(label, execution rows) per run: a dict gives one per entry, anything else one."""
-    if isinstance(runs, Mapping) and {"run_id", "seq", "type"} <= set(runs):
-        raise ConfigError("that is one event; a cost table needs all the events of a run",
-                          argument="run", fix=RUN_FIX)
-    if isinstance(runs, Mapping):
-        if not runs:
-            raise ConfigError("the dict of runs to compare is empty", argument="runs",
-                              fix="pass {'label': run, ...} with at least one run")
-        bad = next((k for k in runs if not isinstance(k, str)), None)
-        if bad is not None:
-            raise ConfigError(f"the labels of the runs should be text, not {what(bad)}",
-                              argument="runs", fix="pass {'budget off': off, 'capped': on}")
-        return [(label, _execution_rows(events_of(run, "a cost table")))
-                for label, run in runs.items()]
-    return [("", _execution_rows(events_of(runs, "a cost table")))]
+    return [(label, _execution_rows(events_of(run, "a cost table"))) for label, run
+            in labelled_runs(runs, "a cost table", "{'budget off': off, 'capped': on}")]
 
 
 def _execution_rows(events: list[MeshEvent]) -> pd.DataFrame:

@@ -46,6 +46,25 @@ def events_of(source: Any, shows: str) -> list[MeshEvent]:
     return sorted(events, key=lambda e: e.seq)
 
 
+def labelled_runs(runs: Any, shows: str, example: str) -> list[tuple[str, Any]]:
+    """(label, run) per run to draw: a dict {'label': run} gives one per entry, anything
+    else is one unlabelled run. ``shows`` names the view and ``example`` a dict of runs
+    for the errors."""
+    if isinstance(runs, Mapping) and {"run_id", "seq", "type"} <= set(runs):
+        raise ConfigError(f"that is one event; {shows} needs all the events of a run",
+                          argument="runs", fix=RUN_FIX)
+    if not isinstance(runs, Mapping):
+        return [("", runs)]
+    if not runs:
+        raise ConfigError("the dict of runs to compare is empty", argument="runs",
+                          fix="pass {'label': run, ...} with at least one run")
+    bad = next((k for k in runs if not isinstance(k, str)), None)
+    if bad is not None:
+        raise ConfigError(f"the labels of the runs should be text, not {what(bad)}",
+                          argument="runs", fix=f"pass {example}")
+    return list(runs.items())
+
+
 def event_of(item: Any, position: int) -> MeshEvent:
     """One event, given as itself or as its ``to_dict()`` (a JSON line read back)."""
     if isinstance(item, MeshEvent):

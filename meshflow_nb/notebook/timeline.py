@@ -26,7 +26,7 @@ from ..errors import ConfigError, shown
 from ..events import EventType, MeshEvent, plural
 from ..model.graph import Edge
 from .drawing import STATE_FILLS
-from .run_events import RUN_FIX, events_of, notebook_figure, what
+from .run_events import RUN_FIX, events_of, labelled_runs, notebook_figure, what
 
 END_OUTCOMES: dict[EventType, str] = {
     EventType.NODE_COMPLETE: "done",
@@ -316,20 +316,8 @@ def _bar_name(bar: TimelineBar) -> str:
 
 def _panels(runs: Any, title: str | None) -> list[tuple[str, Timeline]]:
     """(label, timeline) per panel: a mapping gives one per entry, anything else one."""
-    if isinstance(runs, Mapping) and {"run_id", "seq", "type"} <= set(runs):
-        raise ConfigError("that is one event; a timeline needs all the events of a run",
-                          argument="runs", fix=RUN_FIX)
-    if isinstance(runs, Mapping):
-        if not runs:
-            raise ConfigError("the dict of runs to compare is empty", argument="runs",
-                              fix="pass {'label': run, ...} with at least one run")
-        bad = next((k for k in runs if not isinstance(k, str)), None)
-        if bad is not None:
-            raise ConfigError(f"the labels of the runs should be text, not {what(bad)}",
-                              argument="runs", fix="pass {'fan-out': fan_run, 'chain': chain_run}")
-        return [(label, Timeline.of(run)) for label, run in runs.items()]
-    timeline = Timeline.of(runs)
-    return [(title or "", timeline)]
+    return [(label or title or "", Timeline.of(run)) for label, run
+            in labelled_runs(runs, "a timeline", "{'fan-out': fan_run, 'chain': chain_run}")]
 
 
 def _highlighted(bars: Any) -> frozenset[TimelineBar]:
