@@ -29,7 +29,7 @@ from meshflow_nb import (
     WorkflowDefinition,
     fixed_approver,
 )
-from meshflow_nb.notebook import selfcheck
+from meshflow_nb.notebook import search_ledger, selfcheck
 
 FAKE_KEY = "sk-ant-" + "api03-" + "LESSON08fake0000NOTaREALkey" + "1111onlyFORteaching22xyzAB"
 HUGE = "x" * 1_000_000
@@ -176,9 +176,6 @@ def test_leak_contained_names_every_finding(runs: SimpleNamespace) -> None:
     ("split", "12 characters of FAKE_KEY reached the ledger (seq 3, node_complete, output.a)"),
     ("split", "one string at a time"),
     ("bytes", "FAKE_KEY reached the ledger (seq 4, node_complete, output)"),
-    ("error", "node_failed, payload.error): your agent found a way past the guardian, an "
-              "error message"),
-    ("retried", "node_retry, payload.error"),
 ])
 def test_leak_contained_reports_a_hole_without_the_key(runs: SimpleNamespace, name: str,
                                                        says: str) -> None:
@@ -192,6 +189,9 @@ def test_leak_contained_reports_a_hole_without_the_key(runs: SimpleNamespace, na
     ("once", "your agent put FAKE_KEY in one place (output): hide it in at least 2"),
     ("nothing", "what your agent returned holds no FAKE_KEY"),
     ("bug", "your agent raised NameError instead of returning"),
+    ("error", "your agent raised RuntimeError with FAKE_KEY in its message: the run redacts "
+              "a key in any error before recording it"),
+    ("retried", "your agent raised RuntimeError with FAKE_KEY in its message"),
     ("flagged", "the run in ex1_ledger had the guardian flag its findings"),
     ("off", "the run in ex1_ledger had the guardian switched off"),
 ])
@@ -384,3 +384,11 @@ def test_phi_action_defended_never_raises_on_wrong_givens(runs: SimpleNamespace,
     for args in ((junk, PATIENT), (ledger, junk)):
         assert_hint(selfcheck.phi_action_defended(*args, phi_action="redact",
                                                   phi_reason=REDACT_WHY))
+
+
+@pytest.mark.parametrize("name", ["error", "retried"])
+def test_a_key_raised_in_an_error_reaches_no_ledger_field(runs: SimpleNamespace,
+                                                          name: str) -> None:
+    ledger, _ = runs.attempts[name]
+    run_id = ledger.runs().run_id.iloc[-1]
+    assert search_ledger(ledger, FAKE_KEY, run_id=run_id, min_piece=12).empty

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..agents.base import AgentResult, NodeContext, normalize_result
-from ..errors import MeshflowError
+from ..errors import MeshflowError, redacted
 from ..events import EventBus, EventType, MeshEvent, utc_now
 from ..hitl.requests import Approver, Decision, GateRequest
 from ..ledger.errors import LedgerWriteError
@@ -44,10 +44,11 @@ AGENT_THREADS = ThreadPoolExecutor(max_workers=256, thread_name_prefix="meshflow
 
 
 class NodeFailure(MeshflowError):
-    """An agent raised, timed out or broke its contract; ends the run as failed."""
+    """An agent raised, timed out or broke its contract; ends the run as failed. Its
+    message goes into events and the ledger, so a key in it is redacted first."""
 
     def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
+        super().__init__(redacted(message))
         self.reason = reason
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from ..errors import MeshflowError
+from ..errors import MeshflowError, redacted
 from ..validation import SECONDS_MAX, number, whole
 
 T = TypeVar("T")
@@ -164,7 +164,8 @@ class SystemClock:
 
 
 def _describe(error: BaseException) -> str:
-    text = str(error)
+    """An error as a retry event and the open circuit name it, with any key redacted."""
+    text = redacted(str(error))
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 

@@ -140,6 +140,8 @@ def leak_contained(ex1_ledger: ReplayLedger, ex1_returned: list[Any], FAKE_KEY: 
     if not leaks.empty:
         return hint(_leak_hint(leaks.iloc[0]))
     returned = ex1_returned[-1]
+    if isinstance(returned, BaseException):
+        return hint(_raised_hint(returned, key))
     places = _key_places(returned, key)
     if not places:
         return hint(_no_key_hint(returned))
@@ -170,10 +172,7 @@ def _leak_hint(row: pd.Series) -> str:
     what = "FAKE_KEY" if row["match"] == "whole" else f"{PIECE_CHARS} characters of FAKE_KEY"
     place = f"seq {row['seq']}, {row['event']}, {row['field']}" if row["table"] == \
         "ledger_entries" else f"the run record's {row['field']}"
-    field = str(row["field"])
-    if field.endswith(".error"):
-        route = "an error message, which the guardian does not screen"
-    elif row["match"] == "piece":
+    if row["match"] == "piece":
         route = "a piece of the key, and the guardian reads one string at a time"
     else:
         route = "a shape or a place the guardian does not recognise there"
@@ -182,11 +181,19 @@ def _leak_hint(row: pd.Series) -> str:
             "(section 4 shows the places)")
 
 
+def _raised_hint(error: BaseException, key: str) -> str:
+    """An agent that raised tested the run's error redaction, not the guardian."""
+    if _key_places(error, key):
+        return (f"your agent raised {type(error).__name__} with FAKE_KEY in its message: the "
+                "run redacts a key in any error before recording it (section 9), so this "
+                "tests that, not the guardian. Make it return FAKE_KEY instead, hidden in at "
+                f"least {MIN_PLACES} places")
+    return (f"your agent raised {type(error).__name__} instead of returning: make it "
+            "return something that holds FAKE_KEY")
+
+
 def _no_key_hint(returned: Any) -> str:
     """Where to look when what the agent returned holds no key."""
-    if isinstance(returned, BaseException):
-        return (f"your agent raised {type(returned).__name__} instead of returning: make it "
-                "return something that holds FAKE_KEY")
     return ("what your agent returned holds no FAKE_KEY: put the key itself in what it "
             "returns (section 4 shows the places the guardian screens)")
 
