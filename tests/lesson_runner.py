@@ -144,12 +144,26 @@ def refresh(path: Path, workdir: Path) -> None:
         if cell.cell_type != "code":
             continue
         checked = is_checked(cell)
-        cell.outputs = ran.outputs if checked else []
+        cell.outputs = _coalesced(ran.outputs) if checked else []
         cell.execution_count = ran.execution_count if checked else None  # nbval needs it
         cell.metadata.pop("execution", None)
         cell.metadata.pop("papermill", None)
     nbformat.validate(source)
     nbformat.write(source, path)
+
+
+def _coalesced(outputs: list) -> list:
+    """Consecutive prints to one stream as one output, however the kernel chunked them,
+    so that a refresh changes the file only where the printed text changed."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (last is not None and output.get("output_type") == "stream"
+                and last.get("output_type") == "stream" and last.name == output.name):
+            last.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 if __name__ == "__main__":
