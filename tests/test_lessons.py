@@ -91,7 +91,9 @@ def test_capstone_gate_decision_reaches_publisher_and_ledger(executed: dict,
                                                              decision: str) -> None:
     text = outputs_text(executed[(CAPSTONE, decision)])
     approved = decision == "approve"
-    assert f"publisher ran: {approved}" in text
+    said = "\n".join(line for line in text.splitlines() if line.startswith((
+        "Run ", "  gate ", "  error", "publisher ran", "ledger records")))
+    assert f"publisher ran: {approved}" in text, said
     verdict = "gate_resume" if approved else "gate_reject"
     assert f"ledger records: {verdict} by headless via headless" in text
     status = "completed" if approved else "rejected_at_gate"

@@ -125,11 +125,14 @@ def test_the_run_record_is_searched_too(ledger: ReplayLedger) -> None:
 
 
 def test_an_error_message_is_found(ledger: ReplayLedger) -> None:
+    """An AWS key id: a run redacts Anthropic keys from its errors, not every secret."""
+    secret = guardian_corpus.AWS_ACCESS_KEY_ID
+
     def raiser(ctx: Any) -> None:
-        raise RuntimeError(f"auth failed for {KEY}")
+        raise RuntimeError(f"auth failed for {secret}")
 
     run = run_on(ledger, raiser)
-    fields = search_ledger(ledger, KEY, run_id=run.run_id)[["event", "field"]].values.tolist()
+    fields = search_ledger(ledger, secret, run_id=run.run_id)[["event", "field"]].values.tolist()
     assert ["node_failed", "payload.error"] in fields
 
 
