@@ -193,3 +193,23 @@ def test_outside_regulated_a_risky_ungated_node_asks_through_the_control():
     ctx = NodeContext("r", "publisher", "executor", "task", {}, {}, {})
     asyncio.run(governor.before_node(risky, ctx))
     assert control.asked == ["risk_tier"]
+
+
+def test_an_agents_own_timeout_error_is_its_error_not_the_nodes_timeout():
+    def gives_up(ctx):
+        raise TimeoutError("the upstream API did not answer")
+
+    result = WorkflowDefinition("own").add_node("a", gives_up).run("t")
+    failed = next(e for e in result.events if e.type is EventType.NODE_FAILED)
+    assert failed.payload["reason"] == "exception"
+    assert failed.payload["error"] == "TimeoutError: the upstream API did not answer"
+
+
+def test_a_node_past_its_timeout_fails_with_the_timeout():
+    async def slow(ctx):
+        await asyncio.sleep(5)
+
+    result = WorkflowDefinition("slow").add_node(Node("a", slow, timeout_s=0.05)).run("t")
+    failed = next(e for e in result.events if e.type is EventType.NODE_FAILED)
+    assert failed.payload == {**failed.payload, "reason": "timeout",
+                              "error": "timed out after 0.05 s"}

@@ -346,10 +346,15 @@ class Run:
         return await self.governor.after_node(node, ctx, _checked(node, value))
 
     async def _attempt(self, node: Node, ctx: NodeContext) -> Any:
-        """One call of the agent, with the node's timeout."""
+        """One call of the agent, with the node's timeout; a TimeoutError the agent raises
+        itself is its own error, not the node's timeout."""
+        deadline = asyncio.timeout(node.timeout_s)
         try:
-            return await asyncio.wait_for(_invoke(node.agent, ctx), timeout=node.timeout_s)
+            async with deadline:
+                return await _invoke(node.agent, ctx)
         except TimeoutError:
+            if not deadline.expired():
+                raise
             raise NodeFailure(f"timed out after {node.timeout_s} s", reason="timeout") from None
 
     def _complete(self, node: Node, result: AgentResult, iteration: int, ms: float) -> None:
