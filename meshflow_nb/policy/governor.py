@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from ..agents.base import AgentResult, NodeContext
 from ..agents.pricing import cost_usd
-from ..errors import MeshflowError
+from ..errors import ConfigError, MeshflowError
 from ..events import EventType, MeshEvent
 from ..model.graph import Blueprint, Node
 from ..model.status import RunStatus
 from .carbon import carbon_grams
-from .circuit import BreakerEvent, BreakerRegistry, CircuitBreakerConfig, CircuitOpenError
+from .circuit import BreakerEvent, BreakerRegistry, CircuitOpenError, Clock
 from .config import Policy, PolicyMode
 from .guardian import Action, Category, Guardian, Screening
 from .rules import ungated_nodes
@@ -125,10 +125,9 @@ class Governor:
 
     async def call(self, node: Node, make_call: Callable[[], Awaitable[T]]) -> T:
         """The agent call, with retries and the node's circuit breaker when configured."""
-        config = self.policy.circuit_breaker
-        if config is None:
+        if self.policy.circuit_breaker is None:
             return await make_call()
-        registry = _breaker_registry(self.policy, config)
+        registry = policy_breakers(self.policy)
         try:
             return await registry.breaker(node.id).call(make_call, on_event=self._breaker_event)
         except CircuitOpenError as err:
@@ -244,13 +243,28 @@ class Governor:
         self.run.emit(kind, self.run.node(event.agent), payload=dict(event.detail))
 
 
-def _breaker_registry(policy: Policy, config: CircuitBreakerConfig) -> BreakerRegistry:
-    """The policy's breakers, remembered across its runs and dropped with the policy."""
+def policy_breakers(policy: Policy, clock: Clock | None = None) -> BreakerRegistry:
+    """The breakers of ``policy``'s runs, one per agent, remembered across its runs and
+    dropped with the policy.
+
+    ``clock`` is the clock they read: a fake one lets a test or a lesson play minutes of
+    backoff and half-open timers in milliseconds. Give it before the policy's first run;
+    a policy's breakers keep the clock they were made with.
+    """
+    config = policy.circuit_breaker
+    if config is None:
+        raise ConfigError("this policy has no circuit breaker (circuit_breaker=None)",
+                          argument="policy", fix="pass a policy with a CircuitBreakerConfig")
     key = id(policy)
-    if key not in _breakers:
-        _breakers[key] = BreakerRegistry(config)
+    registry = _breakers.get(key)
+    if registry is None:
+        registry = _breakers[key] = BreakerRegistry(config, clock)
         weakref.finalize(policy, _breakers.pop, key, None)
-    return _breakers[key]
+    elif clock is not None and registry.clock is not clock:
+        raise ConfigError("this policy's breakers already read another clock",
+                          argument="clock", fix="give the clock before the policy's first "
+                          "run, or use a new Policy")
+    return registry
 
 
 def _learning_store(ledger_location: str | None) -> LearningStore:
