@@ -257,3 +257,16 @@ def test_only_outcomes_are_stored_and_secrets_are_redacted(store):
     assert set(store.to_dataframe().task_kind) == {"assess-vendor-contracts"}
     (lesson,) = store.lessons_for("writer", task)
     assert FAKE_KEY not in lesson
+
+
+@pytest.mark.parametrize("channel", ["timeout", "headless", "policy"])
+def test_a_rejection_nobody_made_is_kept_but_teaches_nothing(store, channel):
+    store.record_run([
+        event(1, EventType.GATE_PAUSE, "approve", reason="gate", content_from="writer"),
+        event(2, EventType.GATE_REJECT, "approve", approved=False, reviewer="system",
+              reason="no decision in time", channel=channel),
+    ], "w", TASK)
+
+    assert store.lessons_for("writer", TASK) == []
+    decision = json.loads(rows(store, "reviewer_decision", "approve")[0])
+    assert decision["channel"] == channel and decision["approved"] is False

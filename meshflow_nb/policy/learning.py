@@ -39,6 +39,10 @@ from ..events import EventType, MeshEvent, utc_now
 from ..ledger.location import default_location, is_file_location
 from .guardian import Action, Guardian
 
+NOBODY_DECIDED = frozenset({"timeout", "headless", "policy"})
+"""Channels of a rejection that no person made (a deadline, a CI run's setting, the policy):
+it is kept as an outcome but teaches the judged node nothing."""
+
 __all__ = ["KINDS", "LEARNING_FILE", "LearningStore", "Outcome", "learning_location",
            "task_kind"]
 
@@ -183,9 +187,10 @@ class _Extractor:
             about = self._decision_about(event)
             value = {key: event.payload.get(key) for key in ("reviewer", "reason", "channel")}
             value |= {"approved": event.type is EventType.GATE_RESUME, "about": about}
-            rejected = event.type is EventType.GATE_REJECT
+            judged = event.type is EventType.GATE_REJECT \
+                and event.payload.get("channel") not in NOBODY_DECIDED
             yield self._row(event, "reviewer_decision", value,
-                            lesson_for=about if rejected else None)
+                            lesson_for=about if judged else None)
 
     def _decision_about(self, event: MeshEvent) -> str:
         """Whose work the decision judged: a gate's content, else the node asked about."""
