@@ -1,15 +1,24 @@
 """The notebook layer: drawings, live run view, run timelines, approval panel, ledger
 explorer, magics, conditions tried on values, cost tables and charts, policies compared and
-pre-flight drawn, guardian findings and accuracy, self-checks.
+pre-flight drawn, guardian findings and accuracy, uncertainty per agent, self-checks.
 
 Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine never
 imports it.
 """
 
 from .approval_panel import ApprovalPanel
+from .breaker_view import (
+    BreakerWatch,
+    FakeClock,
+    FlakyAgent,
+    draw_breaker,
+    plot_breaker,
+    policy_breakers,
+)
 from .costs import cost_table, plot_costs, plot_spend
 from .drawing import GraphvizNotInstalled, render_svg, to_dot
 from .explorer import LedgerView, explore
+from .learning_view import learned, learning_store, plot_revisions, revisions
 from .ledger_widget import LedgerExplorer
 from .live import LiveRun, WouldBlockKernelError, run_live
 from .liveview import LiveView
@@ -19,11 +28,16 @@ from .runview import RunView
 from .screening import findings_table, guardian_accuracy, plot_entropy, screen_corpus, search_ledger
 from .selfcheck import Verdict, self_check
 from .timeline import Timeline, TimelineBar, plot_timeline
+from .uncertainty import plot_uncertainty, uncertainty_table
 
-__all__ = ["ApprovalPanel", "ConditionExplanation", "GraphvizNotInstalled", "LedgerExplorer",
+__all__ = ["ApprovalPanel", "BreakerWatch", "ConditionExplanation", "FakeClock", "FlakyAgent",
+           "GraphvizNotInstalled", "LedgerExplorer",
            "LedgerView", "LiveRun", "LiveView", "PolicyComparison", "PreflightDrawing", "RunView",
            "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError", "compare_policies",
-           "condition_table", "cost_table", "draw_preflight", "explain_condition", "explore",
-           "findings_table", "guardian_accuracy", "loop_history", "plot_costs", "plot_entropy",
-           "plot_spend", "plot_timeline", "render_svg", "run_live", "screen_corpus",
-           "search_ledger", "self_check", "to_dot"]
+           "condition_table", "cost_table", "draw_breaker",
+           "draw_preflight", "explain_condition", "explore",
+           "findings_table", "guardian_accuracy", "learned", "learning_store", "loop_history",
+           "plot_breaker", "plot_costs", "plot_entropy", "plot_revisions", "plot_spend",
+           "plot_timeline", "plot_uncertainty", "policy_breakers",
+           "render_svg", "revisions", "run_live", "screen_corpus",
+           "search_ledger", "self_check", "to_dot", "uncertainty_table"]
