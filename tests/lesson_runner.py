@@ -99,6 +99,12 @@ def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
             for out in cell.get("outputs", [])]
 
 
+def printed(notebook: nbformat.NotebookNode) -> str:
+    """All printed and plain-text output of the notebook, in order."""
+    return "\n".join(out.get("text") or out.get("data", {}).get("text/plain", "")
+                     for cell in notebook.cells for out in cell.get("outputs", []))
+
+
 def cell_errors(notebook: nbformat.NotebookNode) -> list[str]:
     """The names of the errors the executed notebook raised (there should be none)."""
     return [out.get("ename", "") for cell in notebook.cells for out in cell.get("outputs", [])

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from hands_on_runner import ledger_statuses, run_hands_on
-from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
+from lesson_runner import ROOT, cell_errors, execute_answered, printed, verdicts
 
 LESSON = ROOT / "lessons" / "06_policies_and_preflight.ipynb"
 SCRIPT = ROOT / "hands_on" / "06_policies_and_preflight.py"
@@ -63,12 +63,6 @@ RUNS = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGHT),
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, all at once."""
     return execute_answered(LESSON, tmp_path_factory.mktemp("lesson06"), RUNS)
-
-
-def printed(notebook: nbformat.NotebookNode) -> str:
-    """Everything the notebook printed."""
-    return "\n".join(out.get("text", "") for cell in notebook.cells
-                     for out in cell.get("outputs", []) if out.get("output_type") == "stream")
 
 
 @pytest.mark.parametrize(("name", "gate"), [

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from hands_on_runner import ledger_statuses, run_hands_on
-from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
+from lesson_runner import ROOT, cell_errors, execute_answered, printed, verdicts
 
 LESSON = ROOT / "lessons" / "07_budgets_and_cost_caps.ipynb"
 SCRIPT = ROOT / "hands_on" / "07_budgets_and_cost_caps.py"
@@ -42,12 +42,6 @@ RUNS = {"right-approve": ("approve", RIGHT), "right-reject": ("reject", RIGHT),
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, all at once."""
     return execute_answered(LESSON, tmp_path_factory.mktemp("lesson07"), RUNS)
-
-
-def printed(notebook: nbformat.NotebookNode) -> str:
-    """All printed and plain-text output of the notebook, in order."""
-    return "\n".join(out.get("text") or out.get("data", {}).get("text/plain", "")
-                     for cell in notebook.cells for out in cell.get("outputs", []))
 
 
 @pytest.mark.parametrize("name", ["right-approve", "right-reject"])

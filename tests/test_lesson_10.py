@@ -11,7 +11,7 @@ import duckdb
 import nbformat
 import pytest
 from hands_on_runner import run_hands_on
-from lesson_runner import ROOT, cell_errors, execute_answered, verdicts
+from lesson_runner import ROOT, cell_errors, execute_answered, printed, verdicts
 
 LESSON = ROOT / "lessons" / "10_human_in_the_loop.ipynb"
 SCRIPT = ROOT / "hands_on" / "10_human_in_the_loop.py"
@@ -46,12 +46,6 @@ RUNS = {"right-approve": ("approve", RIGHT), "wrong-reject": ("reject", WRONG)}
 def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, nbformat.NotebookNode]:
     """The lesson with its answer cells filled in, each way of RUNS, at once."""
     return execute_answered(LESSON, tmp_path_factory.mktemp("lesson10"), RUNS)
-
-
-def printed(notebook: nbformat.NotebookNode) -> str:
-    """All printed and plain-text output of the notebook, in order."""
-    return "\n".join(out.get("text") or out.get("data", {}).get("text/plain", "")
-                     for cell in notebook.cells for out in cell.get("outputs", []))
 
 
 def test_right_answers_pass_every_self_check(executed: dict) -> None:

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lesson_runner import LESSONS, ROOT, decided_copy, decisions_for, execute_all
+from lesson_runner import (
+    LESSONS,
+    ROOT,
+    decided_copy,
+    decisions_for,
+    execute_all,
+    printed,
+    verdicts,
+)
 from test_selfcheck import COUNTS, RIGHT_CHECKLIST, RIGHT_RISK
 
 CAPSTONE = "16_production_pipeline"
@@ -68,15 +76,6 @@ def executed(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str | 
     return dict(zip(keys, execute_all(jobs), strict=True))
 
 
-def outputs_text(notebook: nbformat.NotebookNode) -> str:
-    """All printed and plain-text output of the notebook, in order."""
-    parts = []
-    for cell in notebook.cells:
-        for out in cell.get("outputs", []):
-            parts.append(out.get("text") or out.get("data", {}).get("text/plain", ""))
-    return "\n".join(parts)
-
-
 @pytest.mark.parametrize(("stem", "decision"), [(lesson.stem, d) for lesson, d in JOBS])
 def test_lesson_runs_without_a_cell_error(executed: dict, stem: str, decision: str | None) -> None:
     notebook = executed[(stem, decision)]
@@ -89,7 +88,7 @@ def test_lesson_runs_without_a_cell_error(executed: dict, stem: str, decision: s
 @pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_capstone_gate_decision_reaches_publisher_and_ledger(executed: dict,
                                                              decision: str) -> None:
-    text = outputs_text(executed[(CAPSTONE, decision)])
+    text = printed(executed[(CAPSTONE, decision)])
     approved = decision == "approve"
     said = "\n".join(line for line in text.splitlines() if line.startswith((
         "Run ", "  gate ", "  error", "publisher ran", "ledger records")))
@@ -98,13 +97,6 @@ def test_capstone_gate_decision_reaches_publisher_and_ledger(executed: dict,
     assert f"ledger records: {verdict} by headless via headless" in text
     status = "completed" if approved else "rejected_at_gate"
     assert f"': {status}" in text  # the run summary
-
-
-def verdicts(notebook: nbformat.NotebookNode) -> list[str]:
-    """What each self-check cell answered, in order."""
-    return [out.get("data", {}).get("text/plain", "") for cell in notebook.cells
-            if cell.cell_type == "code" and cell.source.startswith("selfcheck.")
-            for out in cell.get("outputs", [])]
 
 
 @pytest.mark.parametrize("decision", ["approve", "reject"])
@@ -121,7 +113,7 @@ def test_capstone_self_checks_answer_from_the_real_run(executed: dict, decision:
         "PASS: seq 2 found edited; the fresh ledger verifies VALID",
         "HINT: add items under ledger, hitl, observability, infrastructure",
     ]
-    assert "[P001 ungated-risky-node]" in outputs_text(notebook)  # exercise 3's rejection
+    assert "[P001 ungated-risky-node]" in printed(notebook)  # exercise 3's rejection
 
 
 @pytest.mark.parametrize("name", ["right-approve", "right-reject"])
@@ -279,7 +271,7 @@ def real_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 @pytest.mark.parametrize("decision", ["approve", "reject"])
 def test_real_models_lesson_replays_the_capstone_with_no_key(real_models: dict,
                                                              decision: str) -> None:
-    text = outputs_text(real_models[decision])
+    text = printed(real_models[decision])
     approved = decision == "approve"
     assert "calls go to: the replay of capstone_local.json" in text
     assert f"publisher ran: {approved}" in text
