@@ -59,9 +59,12 @@ def test_a_max_cost_below_the_preview_stops_before_any_call(server, tmp_path, co
 
 def test_serve_fake_serves_the_sdk_until_interrupted(tmp_path):
     environ = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # as from a terminal: a suite started in the background inherits SIGINT ignored, and
+    # Python then never turns Ctrl-C into KeyboardInterrupt
     proc = subprocess.Popen([sys.executable, "-m", "meshflow_nb", "serve-fake"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=environ)
+                            env=environ,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         first = proc.stdout.readline()
         assert "local Messages API (not a real model) at http://127.0.0.1:" in first
