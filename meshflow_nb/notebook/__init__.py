@@ -15,7 +15,8 @@ from .breaker_view import (
     plot_breaker,
     policy_breakers,
 )
-from .costs import cost_table, plot_costs, plot_spend
+from .carbon_view import CarbonMethod, carbon_method
+from .costs import carbon_table, cost_table, plot_carbon, plot_costs, plot_emissions, plot_spend
 from .drawing import GraphvizNotInstalled, render_svg, to_dot
 from .explorer import LedgerView, explore
 from .learning_view import learned, learning_store, plot_revisions, revisions
@@ -30,14 +31,17 @@ from .selfcheck import Verdict, self_check
 from .timeline import Timeline, TimelineBar, plot_timeline
 from .uncertainty import plot_uncertainty, uncertainty_table
 
-__all__ = ["ApprovalPanel", "BreakerWatch", "ConditionExplanation", "FakeClock", "FlakyAgent",
+__all__ = ["ApprovalPanel", "BreakerWatch", "CarbonMethod", "ConditionExplanation", "FakeClock",
+           "FlakyAgent",
            "GraphvizNotInstalled", "LedgerExplorer",
            "LedgerView", "LiveRun", "LiveView", "PolicyComparison", "PreflightDrawing", "RunView",
-           "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError", "compare_policies",
-           "condition_table", "cost_table", "draw_breaker",
+           "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError",
+           "carbon_method", "carbon_table",
+           "compare_policies", "condition_table", "cost_table", "draw_breaker",
            "draw_preflight", "explain_condition", "explore",
            "findings_table", "guardian_accuracy", "learned", "learning_store", "loop_history",
-           "plot_breaker", "plot_costs", "plot_entropy", "plot_revisions", "plot_spend",
+           "plot_breaker", "plot_carbon", "plot_costs", "plot_emissions", "plot_entropy",
+           "plot_revisions", "plot_spend",
            "plot_timeline", "plot_uncertainty", "policy_breakers",
            "render_svg", "revisions", "run_live", "screen_corpus",
            "search_ledger", "self_check", "to_dot", "uncertainty_table"]

@@ -7,13 +7,15 @@ kind of value each must be); the framework turns every unusable value and every 
 inside a check into a HINT, so no check raises into the notebook. docs/self-checks.md
 shows how to write one; each lesson's checks have a module: `hello` (lesson 01), `agents`
 (02), `fanout` (03), `conditions` (04), `streaming` (05), `policies` (06), `budgets` (07),
-`guardian` (08), `uncertainty` (09), `gates` (10), `circuit` (12), `learning` (14),
+`guardian` (08), `uncertainty` (09), `gates` (10), `circuit` (12), `carbon` (13),
+`learning` (14),
 `live` (15), `capstone` (16).
 """
 
 from .agents import exported_variable, priced_result, roles_and_tiers
 from .budgets import budget_for_nodes, model_change, stop_payload
 from .capstone import node_map, preflight_fix, production_checklist, stream_labels, tamper_detected
+from .carbon import carbon_stop_at, grams_cut, largest_footprint
 from .circuit import breaker_opens, probe_closes, retries_chosen
 from .conditions import loop_exhaustion, threshold_routes, typo_fixed
 from .expect import Count, Expect, Instance, ListOf, MappingOf, OneOf, Pair, Text, Unfit
@@ -31,11 +33,12 @@ from .uncertainty import escalate_or_block, node_blocked, one_escalation
 
 __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf", "Pair", "Text",
            "Unfit", "Verdict", "branch_failure", "breaker_opens",
-           "budget_for_nodes", "capstone_fan_points",
+           "budget_for_nodes", "capstone_fan_points", "carbon_stop_at",
            "cost_bound", "cost_stop", "escalate_or_block", "event_labels", "exported_variable",
            "false_positive_explained", "fewer_revisions", "filler_reason", "first_duplicate",
-           "gate_timeout", "hint",
-           "leak_contained", "learning_off", "loop_exhaustion", "mildest_refusal", "model_change",
+           "gate_timeout", "grams_cut", "hint",
+           "largest_footprint", "leak_contained", "learning_off", "loop_exhaustion",
+           "mildest_refusal", "model_change",
            "model_moved",
            "node_blocked", "node_counter", "node_map", "one_escalation", "passed",
            "phi_action_defended", "preflight_fix",
