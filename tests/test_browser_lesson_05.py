@@ -23,7 +23,7 @@ from jupyterlab_browser import (
     wait_until,
 )
 from playwright.sync_api import Page
-from test_browser_views import assert_header_stays, assert_within_cell, snapshot
+from test_browser_views import assert_header_stays, assert_within_cell, reviewer_copy, snapshot
 
 from meshflow_nb.notebook.liveview import TABLE_COLUMNS
 
@@ -36,18 +36,6 @@ GATES = 3
 exercise 1's stream."""
 EVENTS = {"Approve": 23, "Reject": 20}
 """Events of the capstone run approved, and rejected at the gate."""
-
-
-def reviewer_copy(tmp_path: Path) -> Path:
-    """The lesson with the reviewer's name already in its parameters cell, as a learner
-    who typed it there: every panel then shows it in its Reviewer field."""
-    notebook = json.loads(LESSON.read_text())
-    parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
-    parameters["source"] = [line.replace("reviewer = None", f"reviewer = {REVIEWER!r}")
-                            for line in parameters["source"]]
-    copy = tmp_path / LESSON.name
-    copy.write_text(json.dumps(notebook))
-    return copy
 
 
 def enabled_buttons(page: Page, text: str) -> int:
@@ -85,7 +73,7 @@ def notebook_decisions(ledger: Path) -> list[tuple[str, str, str]]:
 def test_the_live_event_table_renders_whole_as_a_learner_runs_the_lesson(
         jupyterlab: JupyterLabServer, lab_page: Page, tmp_path: Path, button: str) -> None:
     folder = f"lesson05_{button.lower()}"
-    open_notebook(lab_page, jupyterlab.add_file(reviewer_copy(tmp_path),
+    open_notebook(lab_page, jupyterlab.add_file(reviewer_copy(LESSON, tmp_path, REVIEWER),
                                                 f"{folder}/{LESSON.name}"))
     run_all_cells(lab_page)
     wait_for_output_text(lab_page, "Waiting for your decision on hitl_gate", timeout=120)

@@ -50,6 +50,18 @@ HEADER_AFTER_SCROLL = """box => {
 }"""
 
 
+def reviewer_copy(lesson: Path, folder: Path, reviewer: str) -> Path:
+    """A copy of ``lesson`` in ``folder`` with ``reviewer`` in its parameters cell, as a
+    learner who typed their name there: every panel then shows it as its Reviewer."""
+    notebook = json.loads(lesson.read_text())
+    parameters = next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))
+    parameters["source"] = [line.replace("reviewer = None", f"reviewer = {reviewer!r}")
+                            for line in parameters["source"]]
+    copy = folder / lesson.name
+    copy.write_text(json.dumps(notebook))
+    return copy
+
+
 def snapshot(element: Locator, name: str) -> None:
     """Save a screenshot of ``element`` for a person to look at."""
     ARTIFACTS.mkdir(exist_ok=True)
