@@ -13,12 +13,16 @@ import duckdb
 import pytest
 
 from meshflow_nb import (
+    AgentResult,
     ApprovalConfigError,
+    Decision,
     EventType,
     GateRequest,
     MeshEvent,
     MeshflowError,
     Node,
+    Policy,
+    PolicyMode,
     ReplayLedger,
     RiskTier,
     Role,
@@ -421,3 +425,25 @@ def test_a_node_still_running_when_the_run_ends_is_drawn_cancelled_not_running()
                        node_id=node, payload=payload))
     assert {view.model.states[n].state for n in ("analyst_a", "analyst_b")} == {"cancelled"}
     assert "cancelled" in view._legend.value
+
+
+def test_the_panel_says_what_is_asking_a_gate_a_risky_node_or_an_unsure_agent() -> None:
+    """The run tells the approver why it asks; the panel's title and text say it."""
+    unsure = AgentResult(text="Probably waterproof.", uncertainty=0.8)
+    flow = (WorkflowDefinition("asks").add_node(Node("lookup", lambda c: unsure, Role.RESEARCHER))
+            .add_node(Node("send", lambda c: "sent", Role.EXECUTOR,
+                           risk_tier=RiskTier.EXTERNAL_IO))
+            .add_edge("lookup", "send"))
+    seen: list[GateRequest] = []
+
+    def approver(request: GateRequest) -> Decision:
+        seen.append(request)
+        return Decision(True, "dana", "checked")
+
+    flow.run("t", policy=Policy(PolicyMode.STANDARD), approver=approver)
+    assert [(r.node_id, r.reason) for r in seen] == [("lookup", "uncertainty"),
+                                                      ("send", "risk_tier")]
+    for request, title in zip(seen, ("Unsure agent lookup", "Risky node send"), strict=True):
+        panel = ApprovalPanel("approve", environ={})
+        asyncio.run(panel(request))
+        assert panel.text().startswith(title) and f"<b>{title}</b>" in panel.question.value

@@ -424,7 +424,8 @@ class Run:
             "risk_tier": tier.name, "timeout_s": timeout,
             "content_from": getattr(node, "content_from", None)})
         request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout,
-                              checkpoint=self.checkpoint(node.id, content))  # pause included
+                              checkpoint=self.checkpoint(node.id, content),  # pause included
+                              reason=reason)
         if hitl is not None and not hitl.enabled:
             decision = Decision(True, "policy", "human_in_loop is disabled in this policy",
                                 channel="policy", node_id=node.id)

@@ -52,6 +52,9 @@ class GateRequest:
     timeout_s: float | None = None
     checkpoint: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     """The run's state at this gate, so that it can be resumed in another process."""
+    reason: str = "gate"
+    """Why it asks: ``gate`` (a human gate node), ``risk_tier`` (a node at or above the
+    policy's tier threshold with no gate) or ``uncertainty`` (an agent unsure of its answer)."""
 
 
 @dataclass(frozen=True)

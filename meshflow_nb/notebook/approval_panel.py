@@ -201,7 +201,7 @@ class ApprovalPanel(FallbackDisplay):
         current = self._current()
         if current is None:
             return f"Human gate panel: {self._status_text}"
-        return (f"Human gate {current.node_id} ({current.risk_tier.name}, protects "
+        return (f"{_asker(current)} {current.node_id} ({current.risk_tier.name}, protects "
                 f"{', '.join(current.protects) or 'nothing'}): {current.prompt}\n"
                 f"Draft: {_draft_text(current.content, TEXT_DRAFT_CHARS)}\n"
                 f"Decision: {self._status_text}")
@@ -240,12 +240,21 @@ def _settle(future: asyncio.Future[Decision], decision: Decision) -> None:
         future.set_result(decision)
 
 
+ASKERS = {"gate": "Human gate", "risk_tier": "Risky node", "uncertainty": "Unsure agent"}
+"""How the panel titles a request, by why it asks (`GateRequest.reason`)."""
+
+
+def _asker(request: GateRequest) -> str:
+    """What is asking, and why: a human gate, a risky node or an unsure agent."""
+    return ASKERS.get(request.reason, "Human gate")
+
+
 def _question_html(request: GateRequest | None) -> str:
     if request is None:
         return "<b>Human gate</b>: no gate has asked yet."
     timeout = f", times out after {request.timeout_s:g} s" if request.timeout_s else ""
     protects = ", ".join(request.protects) or "nothing"
-    return (f"<b>Human gate {html.escape(request.node_id)}</b> &mdash; risk tier "
+    return (f"<b>{_asker(request)} {html.escape(request.node_id)}</b> &mdash; risk tier "
             f"<b>{request.risk_tier.name}</b>, protects {html.escape(protects)}{timeout}"
             f"<br>{html.escape(request.prompt)}")
 
