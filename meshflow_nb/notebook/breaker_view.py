@@ -25,7 +25,7 @@ from ..model.status import RunStatus
 from ..policy.circuit import BreakerEvent, CircuitBreakerConfig
 from ..policy.config import Policy
 from ..policy.governor import policy_breakers
-from .drawing import STATE_FILLS, STATE_TEXT, GraphvizNotInstalled
+from .drawing import STATE_FILLS, STATE_TEXT, svg_of
 from .run_events import notebook_figure
 
 STATES = ("closed", "half_open", "open")
@@ -254,10 +254,7 @@ class BreakerDrawing:
 
     def svg(self) -> str:
         """The drawing as SVG text (needs the Graphviz ``dot`` program)."""
-        try:
-            return self.dot.pipe(format="svg", encoding="utf-8")
-        except graphviz.ExecutableNotFound as err:
-            raise GraphvizNotInstalled() from err
+        return svg_of(self.dot)
 
     def _repr_svg_(self) -> str:
         return self.svg()

@@ -134,8 +134,13 @@ def to_dot(definition: Any, states: Mapping[str, NodeView] | None = None) -> gra
 
 def render_svg(definition: Any, states: Mapping[str, NodeView] | None = None) -> str:
     """The workflow drawn as SVG text by the ``dot`` binary (see `to_dot`)."""
+    return svg_of(to_dot(definition, states))
+
+
+def svg_of(dot: graphviz.Digraph) -> str:
+    """Any graph as SVG text, laid out by the ``dot`` binary; GraphvizNotInstalled without it."""
     try:
-        return to_dot(definition, states).pipe(format="svg", encoding="utf-8")
+        return dot.pipe(format="svg", encoding="utf-8")
     except graphviz.ExecutableNotFound as err:
         raise GraphvizNotInstalled() from err
 

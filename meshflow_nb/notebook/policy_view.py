@@ -29,7 +29,7 @@ from ..model.preflight import PreflightReport, Problem
 from ..policy.config import Policy
 from ..policy.rules import audit_problems, check_policy
 from ..workflow import WorkflowDefinition
-from .drawing import STATE_FILLS, STATE_TEXT, GraphvizNotInstalled, NodeView, to_dot
+from .drawing import STATE_FILLS, STATE_TEXT, NodeView, svg_of, to_dot
 
 __all__ = ["PolicyComparison", "PreflightDrawing", "compare_policies", "draw_preflight"]
 
@@ -244,10 +244,7 @@ class PreflightDrawing:
 
     def svg(self) -> str:
         """The drawing as SVG text (needs the Graphviz ``dot`` program)."""
-        try:
-            return self.dot.pipe(format="svg", encoding="utf-8")
-        except graphviz.ExecutableNotFound as err:
-            raise GraphvizNotInstalled() from err
+        return svg_of(self.dot)
 
     def _repr_svg_(self) -> str:
         return self.svg()
