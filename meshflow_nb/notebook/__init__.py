@@ -7,6 +7,7 @@ imports it.
 """
 
 from .approval_panel import ApprovalPanel
+from .audit_view import damage_kinds, damage_report
 from .breaker_view import (
     BreakerWatch,
     FakeClock,
@@ -20,6 +21,7 @@ from .costs import carbon_table, cost_table, plot_carbon, plot_costs, plot_emiss
 from .drawing import GraphvizNotInstalled, render_svg, to_dot
 from .explorer import LedgerView, explore
 from .learning_view import learned, learning_store, plot_revisions, revisions
+from .ledger_files import ledger_copy, new_ledger
 from .ledger_widget import LedgerExplorer
 from .live import LiveRun, WouldBlockKernelError, run_live
 from .liveview import LiveView
@@ -37,9 +39,11 @@ __all__ = ["ApprovalPanel", "BreakerWatch", "CarbonMethod", "ConditionExplanatio
            "LedgerView", "LiveRun", "LiveView", "PolicyComparison", "PreflightDrawing", "RunView",
            "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError",
            "carbon_method", "carbon_table",
-           "compare_policies", "condition_table", "cost_table", "draw_breaker",
+           "compare_policies", "condition_table", "cost_table", "damage_kinds", "damage_report",
+           "draw_breaker",
            "draw_preflight", "explain_condition", "explore",
-           "findings_table", "guardian_accuracy", "learned", "learning_store", "loop_history",
+           "findings_table", "guardian_accuracy", "learned", "learning_store", "ledger_copy",
+           "loop_history", "new_ledger",
            "plot_breaker", "plot_carbon", "plot_costs", "plot_emissions", "plot_entropy",
            "plot_revisions", "plot_spend",
            "plot_timeline", "plot_uncertainty", "policy_breakers",

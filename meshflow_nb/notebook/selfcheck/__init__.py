@@ -7,12 +7,13 @@ kind of value each must be); the framework turns every unusable value and every 
 inside a check into a HINT, so no check raises into the notebook. docs/self-checks.md
 shows how to write one; each lesson's checks have a module: `hello` (lesson 01), `agents`
 (02), `fanout` (03), `conditions` (04), `streaming` (05), `policies` (06), `budgets` (07),
-`guardian` (08), `uncertainty` (09), `gates` (10), `circuit` (12), `carbon` (13),
+`guardian` (08), `uncertainty` (09), `gates` (10), `audit` (11), `circuit` (12), `carbon` (13),
 `learning` (14),
 `live` (15), `capstone` (16).
 """
 
 from .agents import exported_variable, priced_result, roles_and_tiers
+from .audit import anchor_only, hash_by_hand, restored_archive
 from .budgets import budget_for_nodes, model_change, stop_payload
 from .capstone import node_map, preflight_fix, production_checklist, stream_labels, tamper_detected
 from .carbon import carbon_stop_at, grams_cut, largest_footprint
@@ -32,11 +33,11 @@ from .text import filler_reason, first_duplicate
 from .uncertainty import escalate_or_block, node_blocked, one_escalation
 
 __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf", "Pair", "Text",
-           "Unfit", "Verdict", "branch_failure", "breaker_opens",
+           "Unfit", "Verdict", "anchor_only", "branch_failure", "breaker_opens",
            "budget_for_nodes", "capstone_fan_points", "carbon_stop_at",
            "cost_bound", "cost_stop", "escalate_or_block", "event_labels", "exported_variable",
            "false_positive_explained", "fewer_revisions", "filler_reason", "first_duplicate",
-           "gate_timeout", "grams_cut", "hint",
+           "gate_timeout", "grams_cut", "hash_by_hand", "hint",
            "largest_footprint", "leak_contained", "learning_off", "loop_exhaustion",
            "mildest_refusal", "model_change",
            "model_moved",
@@ -44,7 +45,7 @@ __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf
            "phi_action_defended", "preflight_fix",
            "priced_result", "probe_closes",
            "production_checklist", "regulated_fix", "rejected_before_io",
-           "replay_equal", "reset_store", "retries_chosen",
+           "replay_equal", "reset_store", "restored_archive", "retries_chosen",
            "retry_fault", "roles_and_tiers", "rule_names",
            "run_in_ledger",
            "self_check", "stop_payload", "stream_labels", "tamper_detected", "task_totals",
