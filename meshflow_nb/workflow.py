@@ -114,7 +114,8 @@ class WorkflowDefinition:
         """Run to the end and return the result; works in scripts and in Jupyter.
 
         Options (for every way of running): ``approver=`` decides at human gates,
-        ``on_event=`` receives every event, ``policy=`` replaces the workflow's policy.
+        ``on_event=`` receives every event, ``policy=`` replaces the workflow's policy,
+        ``tracer_provider=`` (an OpenTelemetry ``TracerProvider``) receives the run's trace.
         """
         return run_blocking(self._new_run(task, **options))
 
@@ -141,14 +142,16 @@ class WorkflowDefinition:
         return RunHandle(self._new_run(task, **options)).start()
 
     def _new_run(self, task: str, *, approver: Approver | None = None,
-                 on_event: Subscriber | None = None, policy: Policy | None = None) -> Run:
+                 on_event: Subscriber | None = None, policy: Policy | None = None,
+                 tracer_provider: Any = None) -> Run:
         if not isinstance(task, str):
             raise ConfigError(f"the task must be a string, not {type(task).__name__}",
                               argument="task")
         subscribers = [*self._subscribers, *([on_event] if on_event else [])]
         policy = _policy(policy, "policy") or self.policy
         return Run(self, task, policy=policy, ledger=self.ledger,
-                   approver=approver, bus=EventBus(subscribers), builder=self.builder)
+                   approver=approver, bus=EventBus(subscribers), builder=self.builder,
+                   tracer_provider=tracer_provider)
 
     def __repr__(self) -> str:
         return (f"<WorkflowDefinition {self.name!r}: {plural(len(self.nodes), 'node')}, "

@@ -24,7 +24,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1] / ROOT
 BASE = frozenset({"errors", "events", "validation", "version"})
 """The bottom row of the table: every layer above it may import it."""
 
-BELOW_ENGINE = BASE | {"hitl", "policy", "agents", "model", "ledger"}
+BELOW_ENGINE = BASE | {"hitl", "policy", "agents", "model", "ledger", "telemetry"}
 MAY_IMPORT: dict[str, frozenset[str]] = {
     "errors": frozenset(),
     "events": frozenset(),
@@ -33,7 +33,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "ledger": BASE,
     "localapi": BASE,
     "model": BASE,
-    "agents": BASE | {"model", "localapi"},
+    "telemetry": BASE | {"model"},
+    "agents": BASE | {"model", "localapi", "telemetry"},
     "policy": BASE | {"agents", "model", "ledger.location"},
     "hitl": BASE | {"policy.config", "model", "ledger.location"},
     "engine": BELOW_ENGINE,
@@ -46,9 +47,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
 """The table of docs/architecture.md: what each layer may import besides itself (a
 layer, or one module of it such as ``ledger.location``)."""
 
-HEAVY = ("pandas", "duckdb", "IPython", "ipywidgets", "graphviz", "anthropic")
-"""What ``import meshflow_nb`` must not load: what the ledger, the notebook and live agents
-need."""
+HEAVY = ("pandas", "duckdb", "IPython", "ipywidgets", "graphviz", "anthropic", "opentelemetry")
+"""What ``import meshflow_nb`` must not load: what the ledger, the notebook, live agents and
+trace export need."""
 
 BUILTIN_ERRORS = frozenset(
     n for n, v in vars(builtins).items() if isinstance(v, type) and issubclass(v, BaseException))
@@ -317,6 +318,7 @@ def test_database_drivers_are_imported_only_by_the_stores() -> None:
 ALLOWED_BUILTIN_RAISES = {
     ("meshflow_nb", "AttributeError"): "a module __getattr__ raises it for an unknown name",
     ("meshflow_nb.ledger", "AttributeError"): "the same, for the ledger's lazy names",
+    ("meshflow_nb.telemetry", "AttributeError"): "the same, for trace export's lazy names",
     ("meshflow_nb.hitl.store", "FileExistsError"):
         "internal: caught by submit_decision, which answers with an ApprovalError",
 }

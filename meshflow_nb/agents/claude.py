@@ -19,10 +19,11 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import ConfigError, shown
 from ..model.roles import Role
+from ..telemetry.current import tracer_provider
 from .base import AgentResult, NodeContext
 from .client import loop_client, record
 from .errors import MODEL_VAR, ModelOutputError
@@ -44,6 +45,8 @@ def live_model(environ: Mapping[str, str] | None = None) -> str:
 class AnthropicAgent:
     """A live Claude agent playing ``role`` (an executor writes, or analyses its angle)."""
 
+    provider_name: ClassVar[str] = "anthropic"
+    """``gen_ai.provider.name`` of its spans."""
     role: Role | str
     angle: str | None = None
     model: str | None = None
@@ -121,7 +124,7 @@ class AnthropicAgent:
                                                      {"temperature": self.temperature}}
         client = self.client
         if client is None or isinstance(client, anthropic.AsyncAnthropic):
-            client = loop_client(client)
+            client = _traced(loop_client(client))
             if not self.stream:
                 return await client.messages.create(**request, **extra)
             async with client.messages.stream(**request, **extra) as stream:
@@ -129,7 +132,8 @@ class AnthropicAgent:
                     _hand_on(ctx, text)
                 return await stream.get_final_message()
         loop = asyncio.get_running_loop()
-        return await asyncio.to_thread(self._send_sync, client, request, extra, ctx, loop)
+        return await asyncio.to_thread(self._send_sync, _traced(client), request, extra, ctx,
+                                       loop)
 
     def _send_sync(self, client: Any, request: dict[str, Any], extra: dict[str, Any],
                    ctx: NodeContext, loop: asyncio.AbstractEventLoop) -> Any:
@@ -177,6 +181,18 @@ class AnthropicAgent:
             raise ModelOutputError(f"{self.model}'s {name} answer does not fit its schema: "
                                    + "; ".join(problems), model=self.model)
         return dict(answer)
+
+
+def _traced(client: Any) -> Any:
+    """``client`` sending its call spans to the run's tracer provider, when the run is
+    traced: the SDK's ``anthropic.messages.create`` span (CLIENT) then nests under the
+    node's span. Content stays off there (``metadata_only``): our spans carry it, when
+    asked, as the guardian let it through."""
+    provider = tracer_provider()
+    if provider is None:
+        return client
+    return client.with_options(open_telemetry={
+        "tracer_provider": provider, "traces": {"content_mode": "metadata_only"}})
 
 
 def _hand_on(ctx: NodeContext, text: str) -> None:

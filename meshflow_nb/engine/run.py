@@ -16,6 +16,7 @@ Dataflow rules (docs/concepts.md explains them for learners):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import inspect
 import json
@@ -36,6 +37,7 @@ from ..model.roles import RiskTier
 from ..model.status import RunStatus
 from ..policy.config import Policy
 from ..policy.governor import Governor, PolicyStop
+from ..telemetry.tracing import run_tracer
 from .preflight import Recorder, audit_damage, audit_required, check_run, choose_approver
 from .results import NodeRun, RunResult, Totals
 
@@ -66,7 +68,8 @@ class Run:
     Everything it uses is handed to it: the definition, the policy, the ledger that
     records each event (``ledger``), the approver, the bus that shows events to
     displays, and ``builder``, how to rebuild the definition in another process (for a
-    checkpoint at a gate).
+    checkpoint at a gate). ``tracer_provider`` receives its spans (None: the
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` of the environment, if set; see docs/observability.md).
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class Run:
         bus: EventBus | None = None,
         run_id: str | None = None,
         builder: dict[str, Any] | None = None,
+        tracer_provider: Any = None,
     ) -> None:
         self.definition = definition
         self.task = task
@@ -91,6 +95,9 @@ class Run:
         self.recording_error: str | None = None
         self.run_id = run_id or uuid.uuid4().hex[:16]
         self.bus = bus or EventBus()
+        tracer = run_tracer(definition, tracer_provider)  # None: no trace export
+        if tracer is not None:
+            self.bus.subscribe(tracer)
         self._approver = approver
         self.nodes = {n.id: n for n in definition.nodes}
         self.records = {n.id: NodeRun(n.id, _role(n)) for n in definition.nodes}
@@ -617,7 +624,9 @@ async def _invoke(function: Any, argument: Any) -> Any:
             type(function).__call__):
         return await function(argument)
     loop = asyncio.get_running_loop()
-    value = await loop.run_in_executor(AGENT_THREADS, function, argument)
+    # in the task's context, so that the agent's span is current in the thread too
+    value = await loop.run_in_executor(AGENT_THREADS, contextvars.copy_context().run,
+                                       function, argument)
     return await value if inspect.isawaitable(value) else value
 
 

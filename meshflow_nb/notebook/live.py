@@ -61,7 +61,7 @@ def run_live(workflow: WorkflowDefinition, task: str, *, decision: str | None = 
 
     ``decision`` ("approve"/"reject") decides the gates without a person (papermill);
     otherwise ``MESHFLOW_HITL`` does, or the panel's buttons. Other ``options`` go to
-    ``workflow.start`` (``policy=``, ``on_event=``).
+    ``workflow.start`` (``policy=``, ``on_event=``, ``tracer_provider=``).
     """
     panel = ApprovalPanel(decision, reviewer=reviewer)
     view = LiveView(workflow)
