@@ -54,6 +54,7 @@ from meshflow_nb import (
     run_and_print,
 )
 from meshflow_nb.ledger import ReplayLedger
+from meshflow_nb.ledger.stores import redact
 
 TASK = "Summarise what heat pumps cost to run in a cold climate"
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "agents_and_roles.db")
@@ -174,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{policy.human_in_loop.tier_threshold.name} and above)", file=notes)
 
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {LEDGER_DB}, run {result.run_id}:\n{check.report()}", file=notes)
+    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}", file=notes)
     rejected = args.reject and tier >= policy.human_in_loop.tier_threshold
     expected = "rejected_at_gate" if rejected else "completed"
     return 0 if result.status.value == expected and check.valid else 1

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 
 from meshflow_nb import MeshflowError, Node, Role, RunResult, WorkflowDefinition, fixed_approver
 from meshflow_nb.ledger import ReplayLedger
+from meshflow_nb.ledger.stores import redact
 from meshflow_nb.notebook import Timeline, plot_timeline
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -192,7 +193,7 @@ def verified(runs: list[RunResult]) -> bool:
     ledger = ReplayLedger(LEDGER_DB)
     checks = [ledger.verify_chain(run.run_id) for run in runs]
     for run, check in zip(runs, checks, strict=True):
-        print(f"\nLedger {LEDGER_DB}, run {run.run_id} ({run.workflow}):\n{check.report()}")
+        print(f"\nLedger {redact(LEDGER_DB)}, run {run.run_id} ({run.workflow}):\n{check.report()}")
     return all(check.valid for check in checks)
 
 

@@ -33,6 +33,7 @@ from ..ledger.stores import is_read_only, redact
 from ..localapi.server import LocalMessagesServer
 from ..version import __version__
 from .builders import build
+from .conformance import IMPLEMENTATION, LEVELS, run_conformance
 from .console import run_and_print
 
 if TYPE_CHECKING:
@@ -74,7 +75,8 @@ def _one_line(err: BaseException) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    """The argument parser: ``run``, ``ledger ...`` and the approval commands."""
+    """The argument parser: ``run``, ``ledger ...``, the approval commands and
+    ``conformance``."""
     parser = argparse.ArgumentParser(
         prog="meshflow-nb", description="Run, inspect and audit meshflow_nb workflows.")
     parser.add_argument("--version", action="version", version=f"meshflow-nb {__version__}")
@@ -104,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     fake.set_defaults(handler=_serve_fake)
     _add_ledger_commands(commands)
     _add_approval_commands(commands)
+    _add_conformance_command(commands)
     return parser
 
 
@@ -180,6 +183,37 @@ def _add_approval_commands(commands: argparse._SubParsersAction) -> None:
     for command, handler in ((approve, _approve), (pending, _pending), (resume, _resume)):
         command.add_argument("--dir", metavar="DIR", help=dir_help)
         command.set_defaults(handler=handler)
+
+
+def _add_conformance_command(commands: argparse._SubParsersAction) -> None:
+    """``conformance python --level N [--json] [--webhook URL]``."""
+    levels = "; ".join(f"{n} {what}" for n, what in LEVELS.items())
+    conformance = commands.add_parser(
+        "conformance", help="check that this installation does what the course says",
+        description=f"Run real checks of this installation, level by level ({levels}; each "
+                    "level includes the ones below). Exit 0 conformant (skips allowed), 1 a "
+                    "check failed. docs/conformance.md lists every check.")
+    conformance.add_argument("implementation", metavar="IMPLEMENTATION",
+                             help=f"the implementation to check: {IMPLEMENTATION} (this package)")
+    conformance.add_argument("--level", type=int, choices=sorted(LEVELS), default=max(LEVELS),
+                             help=f"the highest level to check (default {max(LEVELS)})")
+    conformance.add_argument("--json", action="store_true",
+                             help="print the report as JSON (schema in docs/conformance.md)")
+    conformance.add_argument("--webhook", metavar="URL",
+                             help="level 3: post a signed test notice to this approval "
+                                  "webhook (signed with $MESHFLOW_WEBHOOK_SECRET)")
+    conformance.set_defaults(handler=_conformance)
+
+
+def _conformance(args: argparse.Namespace) -> int:
+    """Run the checks up to ``--level``: exit 0 conformant, 1 a check failed."""
+    if args.implementation != IMPLEMENTATION:
+        raise CliError(f"conformance checks the {IMPLEMENTATION!r} implementation (this "
+                       f"package), not {args.implementation!r}: run "
+                       f"'meshflow-nb conformance {IMPLEMENTATION} --level N'")
+    report = run_conformance(args.level, webhook=args.webhook)
+    print(report.to_json() if args.json else report.text())
+    return 0 if report.conformant else 1
 
 
 def _approve(args: argparse.Namespace) -> int:
