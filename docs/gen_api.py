@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("meshflow_nb", "meshflow_nb.model", "meshflow_nb.hitl", "meshflow_nb.ledger",
-            "meshflow_nb.pipelines", "meshflow_nb.notebook")
+            "meshflow_nb.telemetry", "meshflow_nb.pipelines", "meshflow_nb.notebook")
 """The packages whose ``__all__`` is the public API, in the order the page lists them."""
 
 REFRESH = ".venv/bin/python docs/gen_api.py > docs/api.md"

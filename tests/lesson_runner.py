@@ -42,14 +42,16 @@ def decisions_for(path: Path) -> list[str | None]:
 
 
 def execute(path: Path, workdir: Path, decision: str | None,
-            answers: Mapping[str, str] | None = None) -> nbformat.NotebookNode:
+            answers: Mapping[str, str] | None = None,
+            parameters: Mapping[str, object] | None = None) -> nbformat.NotebookNode:
     """Execute the lesson with ``workdir`` as its directory (its ledgers land there) and
     return the executed notebook; a cell error raises PapermillExecutionError. Lessons
-    set MESHFLOW_MOCK=1 themselves. ``answers`` replace answer cells (`with_answers`)."""
+    set MESHFLOW_MOCK=1 themselves. ``answers`` replace answer cells (`with_answers`);
+    ``parameters`` are further values for the parameters cell."""
     workdir.mkdir(parents=True, exist_ok=True)
     source = with_answers(path, answers, workdir) if answers else path
     out = workdir / f"{path.stem}.{decision or 'run'}.ipynb"
-    parameters = {DECISION_PARAMETER: decision} if decision else {}
+    parameters = {**({DECISION_PARAMETER: decision} if decision else {}), **(parameters or {})}
     # the kernel starts in ``workdir`` through the client's resources: papermill's cwd=
     # would chdir the whole process, and the jobs of `execute_all` run in threads of one
     return papermill.execute_notebook(

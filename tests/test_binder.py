@@ -71,7 +71,8 @@ def test_pins_hold_the_lab_stack_and_not_the_package_itself():
     itself and pip's own tools are not (postBuild installs the package from the repo)."""
     pinned = pins()
     wanted = ["duckdb", "pandas", "pyarrow", "graphviz", "jinja2", "ipython", "ipykernel",
-              "ipywidgets", "jupyterlab", "jupyterlab-widgets", "notebook", "papermill"]
+              "ipywidgets", "jupyterlab", "jupyterlab-widgets", "notebook", "papermill",
+              "opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http", "opentelemetry-proto"]
     assert [name for name in wanted if name not in pinned] == []
     assert {"meshflow-nb", "pip", "setuptools", "wheel"}.isdisjoint(pinned)
     assert pinned["jupyterlab"].major == 4

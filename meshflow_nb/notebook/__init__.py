@@ -1,6 +1,7 @@
 """The notebook layer: drawings, live run view, run timelines, approval panel, ledger
 explorer, magics, conditions tried on values, cost tables and charts, policies compared and
-pre-flight drawn, guardian findings and accuracy, uncertainty per agent, self-checks.
+pre-flight drawn, guardian findings and accuracy, uncertainty per agent, a webhook inbox
+and a trace view for going to production, self-checks.
 
 Needs IPython and ipywidgets (``pip install meshflow-nb[notebook]``); the engine never
 imports it.
@@ -31,13 +32,15 @@ from .runview import RunView
 from .screening import findings_table, guardian_accuracy, plot_entropy, screen_corpus, search_ledger
 from .selfcheck import Verdict, self_check
 from .timeline import Timeline, TimelineBar, plot_timeline
+from .trace_view import plot_trace, trace_of, trace_table, trace_text
 from .uncertainty import plot_uncertainty, uncertainty_table
+from .webhook_inbox import InboxEntry, WebhookInbox
 
 __all__ = ["ApprovalPanel", "BreakerWatch", "CarbonMethod", "ConditionExplanation", "FakeClock",
            "FlakyAgent",
-           "GraphvizNotInstalled", "LedgerExplorer",
+           "GraphvizNotInstalled", "InboxEntry", "LedgerExplorer",
            "LedgerView", "LiveRun", "LiveView", "PolicyComparison", "PreflightDrawing", "RunView",
-           "Timeline", "TimelineBar", "Verdict", "WouldBlockKernelError",
+           "Timeline", "TimelineBar", "Verdict", "WebhookInbox", "WouldBlockKernelError",
            "carbon_method", "carbon_table",
            "compare_policies", "condition_table", "cost_table", "damage_kinds", "damage_report",
            "draw_breaker",
@@ -46,6 +49,7 @@ __all__ = ["ApprovalPanel", "BreakerWatch", "CarbonMethod", "ConditionExplanatio
            "loop_history", "new_ledger",
            "plot_breaker", "plot_carbon", "plot_costs", "plot_emissions", "plot_entropy",
            "plot_revisions", "plot_spend",
-           "plot_timeline", "plot_uncertainty", "policy_breakers",
+           "plot_timeline", "plot_trace", "plot_uncertainty", "policy_breakers",
            "render_svg", "revisions", "run_live", "screen_corpus",
-           "search_ledger", "self_check", "to_dot", "uncertainty_table"]
+           "search_ledger", "self_check", "to_dot", "trace_of", "trace_table", "trace_text",
+           "uncertainty_table"]

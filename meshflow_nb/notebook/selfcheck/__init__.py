@@ -9,7 +9,7 @@ shows how to write one; each lesson's checks have a module: `hello` (lesson 01),
 (02), `fanout` (03), `conditions` (04), `streaming` (05), `policies` (06), `budgets` (07),
 `guardian` (08), `uncertainty` (09), `gates` (10), `audit` (11), `circuit` (12), `carbon` (13),
 `learning` (14),
-`live` (15), `capstone` (16).
+`live` (15), `capstone` (16), `production` (17).
 """
 
 from .agents import exported_variable, priced_result, roles_and_tiers
@@ -28,6 +28,7 @@ from .hello import run_in_ledger, task_totals, third_node
 from .learning import fewer_revisions, learning_off, reset_store
 from .live import cost_bound, model_moved, replay_equal, retry_fault
 from .policies import mildest_refusal, regulated_fix, rule_names
+from .production import ledger_moved, production_ready, slowest_agent_span, webhook_decision
 from .streaming import cost_stop, event_labels, node_counter
 from .text import filler_reason, first_duplicate
 from .uncertainty import escalate_or_block, node_blocked, one_escalation
@@ -38,15 +39,18 @@ __all__ = ["Check", "Count", "Expect", "Instance", "ListOf", "MappingOf", "OneOf
            "cost_bound", "cost_stop", "escalate_or_block", "event_labels", "exported_variable",
            "false_positive_explained", "fewer_revisions", "filler_reason", "first_duplicate",
            "gate_timeout", "grams_cut", "hash_by_hand", "hint",
-           "largest_footprint", "leak_contained", "learning_off", "loop_exhaustion",
+           "largest_footprint", "leak_contained", "learning_off", "ledger_moved",
+           "loop_exhaustion",
            "mildest_refusal", "model_change",
            "model_moved",
            "node_blocked", "node_counter", "node_map", "one_escalation", "passed",
            "phi_action_defended", "preflight_fix",
            "priced_result", "probe_closes",
-           "production_checklist", "regulated_fix", "rejected_before_io",
+           "production_checklist", "production_ready", "regulated_fix", "rejected_before_io",
            "replay_equal", "reset_store", "restored_archive", "retries_chosen",
            "retry_fault", "roles_and_tiers", "rule_names",
            "run_in_ledger",
-           "self_check", "stop_payload", "stream_labels", "tamper_detected", "task_totals",
-           "third_node", "three_way_fanout", "threshold_routes", "typo_fixed", "webhook_approval"]
+           "self_check", "slowest_agent_span", "stop_payload", "stream_labels",
+           "tamper_detected", "task_totals",
+           "third_node", "three_way_fanout", "threshold_routes", "typo_fixed", "webhook_approval",
+           "webhook_decision"]
