@@ -20,13 +20,14 @@ from .errors import (
 from .location import DEFAULT_LEDGER, default_location
 
 _LAZY = {
-    "Anchor": "anchor", "save_anchors": "anchor", "Damage": "forensics", "Finding": "forensics",
+    "Anchor": "anchor", "save_anchors": "anchor", "Checkpoint": "checkpoint",
+    "Damage": "forensics", "Finding": "forensics",
     "ReplayLedger": "replay", "GENESIS": "schema", "VerificationResult": "verify",
     "Durability": "writer",
 }
 
 __all__ = [
-    "DEFAULT_LEDGER", "GENESIS", "Anchor", "Damage", "Durability", "Finding",
+    "DEFAULT_LEDGER", "GENESIS", "Anchor", "Checkpoint", "Damage", "Durability", "Finding",
     "ImmutableLedgerError", "LedgerBusyError", "LedgerError", "LedgerGapError", "LedgerValueError",
     "LedgerWriteError", "ReplayLedger", "VerificationResult", "default_location", "save_anchors",
 ]

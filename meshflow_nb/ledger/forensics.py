@@ -60,6 +60,8 @@ class Damage:
     with itself), ``truncated`` / ``run_removed`` at the very end of the ledger with
     the run's record adjusted to match, the first run removed with its record (a
     ledger anchor), and ``unanchored``: entries written after the newest ledger anchor.
+    Seen against the verified checkpoint (`checkpoint`): ``checkpoint_mismatch``, the
+    checkpoint changed, removed, or naming entries that are no longer what it recorded.
     """
 
     EDITED = "edited"
@@ -75,6 +77,7 @@ class Damage:
     RECORD_DELETED = "run_record_deleted"
     RECIPE_CHANGED = "recipe_changed"
     UNANCHORED = "unanchored"
+    CHECKPOINT = "checkpoint_mismatch"
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class Finding:
 
 # --- one damaged run ---------------------------------------------------------------
 
-_FIELDS = (*HASHED_COLUMNS, "hash")
+FIELDS = (*HASHED_COLUMNS, "hash")
+"""Every stored column of an entry, in table order (what a stored row is read as)."""
 
 
 @dataclass
@@ -172,12 +176,12 @@ def _fetch(store: Store, where: str, params: list, bad_hashes: dict[int, str],
            recipe: Recipe) -> list[_Entry]:
     """The entries ``where`` selects, as text, in run order, each knowing if its hash held."""
     # text aliases get names of their own: PostgreSQL would sort by "seq" the text
-    columns = ", ".join(f"CAST(e.{c} AS VARCHAR) AS text_{c}" for c in _FIELDS)
+    columns = ", ".join(f"CAST(e.{c} AS VARCHAR) AS text_{c}" for c in FIELDS)
     rows = store.rows(f"SELECT {columns} FROM ledger_entries AS e WHERE {where} "
                       "ORDER BY e.run_seq, e.seq", params)
     entries = []
     for row in rows:
-        values = dict(zip(_FIELDS, row, strict=True))
+        values = dict(zip(FIELDS, row, strict=True))
         seq, run_seq = int(values["seq"] or 0), int(values["run_seq"] or 0)
         entries.append(_Entry(values, seq, run_seq, seq not in bad_hashes, recipe, seq,
                               run_seq))
@@ -965,8 +969,8 @@ def recipe_check(store: Store, where: str, params: list) -> tuple[Recipe, list[F
     """
     marker = _stored_marker(store)
     marked = marked_recipe(marker)
-    sample = [dict(zip(_FIELDS, row, strict=True)) for row in store.rows(
-        f"SELECT {', '.join(f'CAST({c} AS VARCHAR)' for c in _FIELDS)} FROM ledger_entries "
+    sample = [dict(zip(FIELDS, row, strict=True)) for row in store.rows(
+        f"SELECT {', '.join(f'CAST({c} AS VARCHAR)' for c in FIELDS)} FROM ledger_entries "
         f"{where} ORDER BY seq LIMIT {RECIPE_SAMPLE}", params)]
     scores = {r: sum(r.verifies(row) for row in sample) for r in RECIPES.values()}
     best = max(scores, key=lambda r: (scores[r], r is marked))

@@ -22,8 +22,10 @@ import pandas as pd
 from ..events import MeshEvent, short_text
 from .anchor import Anchor, new_anchor, new_ledger_anchor
 from .canonical import LEGACY_RECIPE, Recipe, marked_recipe
+from .checkpoint import Checkpoint, after_full_check, latest
 from .errors import ImmutableLedgerError, LedgerError
 from .forensics import ledger_head, recipe_check
+from .incremental import since_checkpoint
 from .location import default_location
 from .rows import row_event
 from .schema import ENTRY_COLUMNS, set_marker
@@ -86,10 +88,11 @@ class ReplayLedger:
 
     def seal(self) -> VerificationResult:
         """Immutable audit: no writes through `sql`, PostgreSQL triggers on, and no more
-        appends at all if the ledger already fails verification. Returns the check."""
+        appends at all if the ledger already fails verification. Returns the check
+        (`verify_since_checkpoint`: a full one the first time, then what is new)."""
         self.immutable = True
         self.store.make_immutable()
-        check = self.verify_chain()
+        check = self.verify_since_checkpoint()
         self._sealed_damaged = not check.valid
         return check
 
@@ -162,7 +165,32 @@ class ReplayLedger:
         self.flush()
         if run_id and not self._has_run(run_id):
             raise self._no_run(run_id)
-        return verify(self.store, run_id, _anchors(anchor))
+        check = verify(self.store, run_id, _anchors(anchor))
+        if run_id is None:
+            self.store.found_damaged = not check.valid
+        return check
+
+    def verify_since_checkpoint(self) -> VerificationResult:
+        """The pre-run check: only the entries after the verified checkpoint, and that
+        the checkpoint still matches the rows it names; a full `verify_chain` when there
+        is no checkpoint yet or anything is amiss. An intact ledger gets a new checkpoint
+        (docs/ledger.md: what it costs, and what only a full check can find)."""
+        self.flush()
+        with self.store.lease():
+            check = since_checkpoint(self.store)
+            if check is not None:
+                return check
+            check = verify(self.store)
+            self.store.found_damaged = not check.valid
+            if check.valid:
+                after_full_check(self.store, self._recipe().number)
+        return check
+
+    def checkpoint(self) -> Checkpoint | None:
+        """The newest stored verified checkpoint (None before the first run under audit)."""
+        self.flush()
+        found = latest(self.store, 1)
+        return found[0] if found else None
 
     def anchor(self, run_id: str | None = None) -> Anchor:
         """The run's current length and head hash, to keep somewhere else; without a run,

@@ -46,6 +46,23 @@ RUN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("policy", "VARCHAR"),
 )
 
+CHECKPOINTS = "ledger_checkpoints"
+"""The table of verified checkpoints (`checkpoint`), made when the first is stored."""
+
+CHECKPOINT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("last_seq", "BIGINT NOT NULL PRIMARY KEY"),
+    ("first_seq", "BIGINT NOT NULL"),
+    ("entries", "BIGINT NOT NULL"),
+    ("runs", "BIGINT NOT NULL"),
+    ("head_hash", "VARCHAR NOT NULL"),
+    ("recipe", "BIGINT NOT NULL"),
+    ("open_runs", "VARCHAR NOT NULL"),
+    ("digest", "VARCHAR NOT NULL"),
+    ("prev_hash", "VARCHAR NOT NULL"),
+    ("taken_at", "VARCHAR NOT NULL"),
+    ("hash", "VARCHAR NOT NULL"),
+)
+
 
 RECIPE_KEY = "recipe"
 """The ``ledger_meta`` key whose value is the number of the ledger's hash recipe."""
@@ -71,6 +88,11 @@ def _create(name: str, columns: tuple[tuple[str, str], ...], extra: str = "") ->
     """CREATE TABLE IF NOT EXISTS for one table, with ``extra`` constraints after its columns."""
     body = ",\n    ".join(f"{column} {kind}" for column, kind in columns)
     return f"CREATE TABLE IF NOT EXISTS {name} (\n    {body}{extra}\n)"
+
+
+CREATE_CHECKPOINTS = _create(CHECKPOINTS, CHECKPOINT_COLUMNS)
+"""DDL of the checkpoint table (idempotent): not among `create_statements`, so that a
+role that may only read and append still opens a ledger that has none."""
 
 
 def read_marker(cur: Any) -> str | None:

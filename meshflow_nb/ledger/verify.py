@@ -31,6 +31,7 @@ from typing import Any
 from ..events import plural
 from .anchor import Anchor
 from .canonical import HEX_WIDTH, Recipe, digests, entry_hash
+from .checkpoint import checkpoint_problems
 from .forensics import (
     END_EVENT,
     START_EVENT,
@@ -60,6 +61,9 @@ class VerificationResult:
     problems: list[Finding] = field(default_factory=list)
     incomplete_runs: list[str] = field(default_factory=list)
     anchors_checked: int = 0
+    since_seq: int | None = None
+    """Set by the pre-run check: only the entries after this seq (the verified
+    checkpoint's head) were checked (`ReplayLedger.verify_since_checkpoint`)."""
 
     def __bool__(self) -> bool:
         return self.valid
@@ -73,8 +77,10 @@ class VerificationResult:
         verdict = "VALID" if self.valid else "DAMAGED"
         compared = f", {plural(self.anchors_checked, 'anchor')} compared" \
             if self.anchors_checked else ""
+        since = f" after the checkpoint at seq {self.since_seq}" \
+            if self.since_seq is not None else ""
         lines = [f"Ledger chain {verdict}: {plural(self.entries_checked, 'entry', 'entries')} "
-                 f"in {plural(self.runs_checked, 'run')} checked{compared}."]
+                 f"in {plural(self.runs_checked, 'run')} checked{since}{compared}."]
         lines += [f"  - {p}" for p in self.problems]
         if self.incomplete_runs:
             lines.append(f"  Incomplete (never finished, not damage): "
@@ -128,6 +134,8 @@ def verify(store: Store, run_id: str | None = None,
         if not scan.records_agree:
             problems += run_record_problems(store, where, params, suspects)
         problems += _anchor_problems(store, run_id, anchors)
+        if run_id is None:
+            problems += checkpoint_problems(store)
         incomplete = [r[0] for r in store.rows(
             f"SELECT run_id FROM ledger_runs {where} {'AND' if where else 'WHERE'} "
             "status = 'running' ORDER BY started_at", params)]

@@ -23,10 +23,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -264,13 +265,45 @@ CREATE TABLE IF NOT EXISTS learning_outcomes (
 );
 """
 _COLUMNS = tuple(f.name for f in fields(Outcome))
-_INSERT = (f"INSERT INTO learning_outcomes ({', '.join(_COLUMNS)}, lesson_for) "
-           f"VALUES ({', '.join('?' for _ in range(len(_COLUMNS) + 1))})")
+
+
+def _insert_sql(count: int) -> str:
+    """One INSERT of ``count`` outcomes (ids are given in row order)."""
+    row = f"({', '.join('?' for _ in range(len(_COLUMNS) + 1))})"
+    return (f"INSERT INTO learning_outcomes ({', '.join(_COLUMNS)}, lesson_for) "
+            f"VALUES {', '.join([row] * count)}")
+
+
 _LESSONS = """
-SELECT node_id, kind, value FROM learning_outcomes
-WHERE lesson_for = ? AND task_kind = ?
+SELECT lesson_for, node_id, kind, value FROM learning_outcomes
+WHERE task_kind = ?
 ORDER BY id DESC
 """
+
+_ALIAS = "meshflow_learning"
+_HOSTS: list[duckdb.DuckDBPyConnection] = []
+_HOST_LOCK = threading.Lock()
+"""One call at a time uses the host (a DuckDB connection is not shared across threads)."""
+
+
+def _host() -> duckdb.DuckDBPyConnection:
+    """The process's in-memory DuckDB that store files are attached to (made on first use)."""
+    if not _HOSTS:
+        _HOSTS.append(duckdb.connect(":memory:"))
+    return _HOSTS[0]
+
+
+_READ: dict[tuple[str, str], tuple[tuple[int, ...] | None, list[tuple]]] = {}
+"""(store file, task kind) -> the file's state when its lessons were read, and the rows."""
+
+
+def _file_state(path: str) -> tuple[int, ...] | None:
+    """What changes whenever the file is written (None: there is no file)."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns
 
 
 class LearningError(MeshflowError):
@@ -296,6 +329,9 @@ class LearningStore:
         if not events:
             return []
 
+        kind = task_kind(task)
+        lessons: list[tuple] = []
+
         def write(con: duckdb.DuckDBPyConnection) -> list[Outcome]:
             known = {r[0] for r in con.execute(
                 "SELECT DISTINCT node_id FROM learning_outcomes "
@@ -305,21 +341,39 @@ class LearningStore:
             con.execute("BEGIN TRANSACTION")
             con.execute("DELETE FROM learning_outcomes WHERE list_contains(?, run_id)",
                         [run_ids])
-            if rows:
-                con.executemany(_INSERT, [[*astuple(r.outcome), r.lesson_for] for r in rows])
+            if rows:  # one statement: DuckDB runs executemany row by row
+                con.execute(_insert_sql(len(rows)),
+                            [v for r in rows for v in (*astuple(r.outcome), r.lesson_for)])
             con.execute("COMMIT")
+            lessons.extend(con.execute(_LESSONS, [kind]).fetchall())
             return [r.outcome for r in rows]
 
-        return self._with_connection(write, create=True)
+        outcomes = self._with_connection(write, create=True)
+        _READ[(self.location, kind)] = (_file_state(self.location), lessons)  # as just closed
+        return outcomes
 
     def lessons_for(self, node_id: str, task: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` distinct lessons for ``node_id`` on tasks like ``task``, newest first."""
         if limit <= 0:
             return []
-        found = self._with_connection(
-            lambda con: con.execute(_LESSONS, [node_id, task_kind(task)]).fetchall()) or []
-        lessons = dict.fromkeys(_lesson(*row) for row in found)  # keeps first = newest
-        return list(lessons)[:limit]
+        lessons: dict[str, None] = {}  # keeps first = newest
+        for row in self._kind_lessons(task_kind(task)):
+            if row[0] == node_id:
+                lessons.setdefault(_lesson(*row[1:]))
+                if len(lessons) == limit:  # older outcomes are not read into sentences
+                    break
+        return list(lessons)
+
+    def _kind_lessons(self, kind: str) -> list[tuple]:
+        """Every lesson row for tasks of ``kind``, newest first: read once per state of
+        the file (a run asks for every node's lessons; any write changes the state)."""
+        key, state = (self.location, kind), _file_state(self.location)
+        cached = _READ.get(key)
+        if cached is None or cached[0] != state:
+            rows = self._with_connection(
+                lambda con: con.execute(_LESSONS, [kind]).fetchall()) or []
+            cached = _READ[key] = (state, rows)
+        return cached[1]
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per outcome, oldest first, with the columns of `Outcome`."""
@@ -357,17 +411,28 @@ class LearningStore:
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A connection, waiting up to `LOCK_WAIT_S` while another process holds the file."""
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
+        """The file attached to the process's one in-memory DuckDB, detached afterwards
+        (a new database per call costs ten times more; detaching lets go of the file's
+        lock), waiting up to `LOCK_WAIT_S` while another process holds the file."""
+        with _HOST_LOCK:
+            host = _host()
+            deadline = time.monotonic() + LOCK_WAIT_S
+            while True:
+                try:
+                    host.execute(f"ATTACH '{self.location.replace(chr(39), chr(39) * 2)}' "
+                                 f"AS {_ALIAS}")
+                    break
+                except duckdb.IOException as err:
+                    if "lock" not in str(err).lower() or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             try:
-                con = duckdb.connect(self.location)
-                break
-            except duckdb.IOException as err:
-                if "lock" not in str(err).lower() or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        try:
-            yield con
-        finally:
-            con.close()
+                host.execute(f"USE {_ALIAS}")
+                yield host
+            except BaseException:
+                with suppress(duckdb.Error):  # a transaction the work left open
+                    host.execute("ROLLBACK")
+                raise
+            finally:
+                host.execute("USE memory")
+                host.execute(f"DETACH {_ALIAS}")

@@ -42,6 +42,11 @@ class Store(ABC):
     location = ""
     recipe: Recipe = CURRENT_RECIPE
     """The hash recipe appends use: the ledger's own, read by `ensure_schema`."""
+    verified: Any = None
+    """What this process last verified of the ledger (`checkpoint.Verified`), or None."""
+    found_damaged = False
+    """Whether this process's last full check of the ledger failed: until one passes,
+    every pre-run check is a full one (`incremental.since_checkpoint`)."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ..errors import ImmutableLedgerError, LedgerError
 from ..rows import Row
+from ..schema import CHECKPOINTS, CREATE_CHECKPOINTS
 from .base import ENTRY_NAMES, Store, reason, running
 
 APPEND_ONLY = "ledger_entries is append-only (immutable_audit)"
@@ -28,8 +29,9 @@ END $$ LANGUAGE plpgsql
 """
 
 
-_SEALED_TABLES = ("ledger_entries", "ledger_meta")
-"""The tables immutable audit closes to changes: the entries and the recipe marker."""
+_SEALED_TABLES = ("ledger_entries", "ledger_meta", CHECKPOINTS)
+"""The tables immutable audit closes to changes: the entries, the recipe marker and the
+verified checkpoints (new ones are still added)."""
 
 
 class PostgresStore(Store):
@@ -117,6 +119,7 @@ class PostgresStore(Store):
         with self.transaction("install the immutability triggers") as cur:
             self._lock_ledger(cur)
             cur.execute(_IMMUTABLE_FUNCTION)
+            cur.execute(CREATE_CHECKPOINTS)
             for table in _SEALED_TABLES:
                 cur.execute(f"DROP TRIGGER IF EXISTS {table}_immutable ON {table}")
                 cur.execute(f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}")
