@@ -42,8 +42,7 @@ from meshflow_nb import (
     agent_for,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger, default_location
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, default_location, redacted_location
 
 TASK = "Summarise what a small team needs before adopting AI agents"
 """The notebook's task (its parameters cell)."""
@@ -117,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + describe(result), file=notes)
 
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(ledger.location)}, run {result.run_id}:\n{check.report()}",
+    print(f"\nLedger {redacted_location(ledger.location)}, run {result.run_id}:\n{check.report()}",
           file=notes)
     print(f"Its rows: meshflow-nb ledger sql \"SELECT run_seq, event_type, node_id FROM "
           f"ledger_entries WHERE run_id = '{result.run_id}' ORDER BY seq\"{db_flag(args.db)}",
@@ -128,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 def db_flag(db: str | None) -> str:
     """`` --db DB`` for the printed command, shell-quoted and without a password; nothing
     when the ledger came from MESHFLOW_LEDGER_DB or the default (the CLI finds it too)."""
-    return f" --db {shlex.quote(redact(db))}" if db else ""
+    return f" --db {shlex.quote(redacted_location(db))}" if db else ""
 
 
 if __name__ == "__main__":

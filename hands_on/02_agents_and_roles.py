@@ -53,8 +53,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 
 TASK = "Summarise what heat pumps cost to run in a cold climate"
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "agents_and_roles.db")
@@ -175,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{policy.human_in_loop.tier_threshold.name} and above)", file=notes)
 
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}", file=notes)
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n"
+          f"{check.report()}", file=notes)
     rejected = args.reject and tier >= policy.human_in_loop.tier_threshold
     expected = "rejected_at_gate" if rejected else "completed"
     return 0 if result.status.value == expected and check.valid else 1

@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from meshflow_nb import MeshflowError, Node, Role, RunResult, WorkflowDefinition, fixed_approver
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import Timeline, plot_timeline
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -193,7 +192,8 @@ def verified(runs: list[RunResult]) -> bool:
     ledger = ReplayLedger(LEDGER_DB)
     checks = [ledger.verify_chain(run.run_id) for run in runs]
     for run, check in zip(runs, checks, strict=True):
-        print(f"\nLedger {redact(LEDGER_DB)}, run {run.run_id} ({run.workflow}):\n{check.report()}")
+        print(f"\nLedger {redacted_location(LEDGER_DB)}, run {run.run_id} ({run.workflow}):\n"
+              f"{check.report()}")
     return all(check.valid for check in checks)
 
 

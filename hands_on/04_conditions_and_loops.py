@@ -49,8 +49,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "conditions.duckdb")
 TASK = "Write a one-page brief on heat pumps for a city council"
@@ -187,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     expected, said = outcome(result, args.reject)
     print(said, file=notes)
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}", file=notes)
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n"
+          f"{check.report()}", file=notes)
     return 0 if expected and check.valid else 1
 
 

@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from meshflow_nb import EventType, MeshEvent, MeshflowError, WorkflowDefinition, fixed_approver
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "streaming.duckdb")
@@ -156,8 +155,9 @@ def verified(ledger: ReplayLedger, run_id: str, stopped: MeshEvent | None,
     recorded = ledger.events(run_id)
     status = recorded[-1].payload.get("status")
     check = ledger.verify_chain(run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {run_id}: {len(recorded)} entries, the last a "
-          f"{recorded[-1].type.value} with status {status}\n{check.report()}", file=notes)
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {run_id}: {len(recorded)} entries, "
+          f"the last a {recorded[-1].type.value} with status {status}\n{check.report()}",
+          file=notes)
     if args.stop_at_cost is not None or args.stop_after is not None:
         wanted = stopped is not None  # cancelled, or over before the cancel reached it
     else:

@@ -51,8 +51,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "policies.duckdb")
 SCRIPT = Path(__file__).name
@@ -144,10 +143,11 @@ def compare() -> int:
 def verified(result: RunResult, ledger: ReplayLedger) -> bool:
     """Read the run back from the ledger and verify its hash chain; say what was found."""
     if result.unrecorded == len(result.events):  # refused before a single entry (P008)
-        print(f"\nLedger {redact(LEDGER_DB)}: nothing of run {result.run_id} was recorded.")
+        print(f"\nLedger {redacted_location(LEDGER_DB)}: nothing of run {result.run_id} "
+              "was recorded.")
         return False
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}")
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n{check.report()}")
     return check.valid
 
 

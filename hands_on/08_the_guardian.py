@@ -49,8 +49,7 @@ from meshflow_nb import (
     RunResult,
     WorkflowDefinition,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import search_ledger
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "guardian.duckdb")
@@ -177,7 +176,7 @@ def run_one(ledger: ReplayLedger, action: str, task: str) -> int:
           f"{run.task!r}")
     found = leaks(ledger, run)
     check = ledger.verify_chain(run.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {run.run_id}:")
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {run.run_id}:")
     for name, count in found.items():
         print(f"  {name}: in {count} ledger fields")
     print(check.report())

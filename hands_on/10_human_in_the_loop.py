@@ -42,8 +42,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 
 TASK = "Announce the battery-recycling programme to our customers"
 DECIDED = ("completed", "rejected_at_gate")
@@ -152,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_hitl:
         print("\nNobody was asked: the layer is off and the post went out.")
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(args.ledger)}, run {result.run_id}:\n{check.report()}")
+    print(f"\nLedger {redacted_location(args.ledger)}, run {result.run_id}:\n{check.report()}")
     return 0 if result.status.value in DECIDED and check.valid else 1
 
 

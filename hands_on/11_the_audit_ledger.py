@@ -9,14 +9,15 @@
 The pipeline is the capstone of lesson 16, run --runs times; a scripted reviewer decides
 its gate (--reject rejects). After the runs the script keeps what an auditor keeps: each
 run's export (JSON) and the anchors of every run and of the whole ledger, in --archive
-(default audit-archive/, next to the ledger, never inside it). It recomputes one hash by
-hand from the documented recipe and compares it with the stored one.
+(default audit-archive/, next to the ledger, never inside it; in the working directory for
+a PostgreSQL ledger). It recomputes one hash by hand from the documented recipe and
+compares it with the stored one.
 
---tamper KIND damages a fresh copy of the ledger (never the ledger itself) the way
-someone with write access to the file would, and verifies the copy with and without the
-anchors: edited (an output changed), deleted (an entry removed), truncated (the end of
-the last run cut off and its record fixed: only the anchor sees it), record (a run's
-status changed).
+--tamper KIND damages a fresh DuckDB copy of the ledger (tampered-KIND.duckdb in the same
+folder; never the ledger itself) the way someone with write access to the file would, and
+verifies the copy with and without the anchors: edited (an output changed), deleted (an
+entry removed), truncated (the end of the last run cut off and its record fixed: only the
+anchor sees it), record (a run's status changed).
 
 Every event goes to the ledger (MESHFLOW_LEDGER_DB, default audit.duckdb). The script ends
 by verifying it against the anchors. Exit status: 0 when every run ended as a governed run
@@ -37,7 +38,13 @@ from typing import NoReturn
 import pandas as pd
 
 from meshflow_nb import MeshflowError, RunResult, fixed_approver
-from meshflow_nb.ledger import ReplayLedger, VerificationResult, save_anchors
+from meshflow_nb.ledger import (
+    ReplayLedger,
+    VerificationResult,
+    ledger_folder,
+    redacted_location,
+    save_anchors,
+)
 from meshflow_nb.notebook import ledger_copy
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -130,7 +137,7 @@ def by_hand(ledger: ReplayLedger) -> bool:
 
 def tamper(ledger: ReplayLedger, kind: str, anchors: Path) -> bool:
     """Damage a copy of the ledger; True when the verifier (with the anchors) finds it."""
-    copy = ledger_copy(ledger, Path(ledger.location).with_name(f"tampered-{kind}.duckdb"))
+    copy = ledger_copy(ledger, ledger_folder(ledger.location) / f"tampered-{kind}.duckdb")
     last_run = copy.sql("SELECT run_id, min(seq) AS first, max(seq) AS last FROM "
                         "ledger_entries GROUP BY run_id ORDER BY first DESC LIMIT 1").iloc[0]
     values = {"first": int(last_run["first"]), "last": int(last_run["last"]),
@@ -167,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     results = [pipeline.run(CAPSTONE_TASK, approver=approver) for _ in range(args.runs)]
     for number, result in enumerate(results, 1):
         print(f"Run {number} {result.run_id}: {result.status.value}, {len(result.events)} events")
-    folder = Path(args.archive) if args.archive else Path(LEDGER_DB).with_name("audit-archive")
+    folder = Path(args.archive) if args.archive else ledger_folder(LEDGER_DB) / "audit-archive"
     anchors = archive(ledger, results, folder)
     same = by_hand(ledger)
     caught = tamper(ledger, args.tamper, anchors) if args.tamper else True
     check = ledger.verify_chain(anchor=anchors)
-    print(f"\nLedger {LEDGER_DB}: " + check.report())
+    print(f"\nLedger {redacted_location(LEDGER_DB)}: " + check.report())
     ended = all(r.status.value in GOVERNED_ENDS for r in results)
     return 0 if ended and same and caught and check.valid else 1
 

@@ -43,8 +43,7 @@ from meshflow_nb import (
     Role,
     WorkflowDefinition,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import FakeClock, FlakyAgent, policy_breakers
 from meshflow_nb.notebook.breaker_view import run_outcome
 
@@ -168,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{done} of {len(results)} runs completed; the service got {len(service.calls)} "
           f"calls, {service.failed} of them while it was down.")
     checks = [ledger.verify_chain(r.run_id) for r in results]
-    print(f"Ledger {redact(LEDGER_DB)}: {len(results)} runs, chains "
+    print(f"Ledger {redacted_location(LEDGER_DB)}: {len(results)} runs, chains "
           f"{'VALID' if all(c.valid for c in checks) else 'BROKEN'}.")
     governed = all(r.status.value in GOVERNED_ENDS for r in results)
     return 0 if governed and all(c.valid for c in checks) else 1

@@ -49,8 +49,7 @@ from meshflow_nb import (
     RunResult,
     fixed_approver,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "carbon.duckdb")
@@ -199,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{result.totals.node_executions} node executions\n")
     print("Grams per node:\n" + "\n".join(per_node(result)))
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}")
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n{check.report()}")
     return 0 if result.status.value in GOVERNED_ENDS and check.valid else 1
 
 

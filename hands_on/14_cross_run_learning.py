@@ -31,8 +31,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from meshflow_nb import MeshflowError, Policy, RunResult, fixed_approver
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import learning_store, revisions
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -115,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(outcomes[["node_id", "kind", "value"]].to_string(index=False, max_colwidth=70))
     print("\nRevisions of the writer per run: " + " ".join(str(revisions(r)) for r in results))
     checks = [ledger.verify_chain(r.run_id) for r in results]
-    print(f"\nLedger {redact(LEDGER_DB)}, {len(results)} run(s): chain "
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, {len(results)} run(s): chain "
           f"{'VALID' if all(c.valid for c in checks) else 'INVALID'}")
     for check in checks:
         if not check.valid:

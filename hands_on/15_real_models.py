@@ -59,8 +59,7 @@ from meshflow_nb import (
     fixed_approver,
     run_and_print,
 )
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.pipelines import (
     CAPSTONE_CASSETTE,
     CAPSTONE_TASK,
@@ -193,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{result.status.value}, not {expected}", file=notes)
     # Verify the chain after every run, as lesson 16's section 7 does.
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}", file=notes)
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n"
+          f"{check.report()}", file=notes)
     return 0 if result.status.value == expected and check.valid else 1
 
 

@@ -58,8 +58,7 @@ from meshflow_nb import (
     run_and_print,
 )
 from meshflow_nb.agents.estimate import check_cost, estimate_cost
-from meshflow_nb.ledger import ReplayLedger
-from meshflow_nb.ledger.stores import redact
+from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "production.db")
@@ -124,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     result = run_and_print(pipeline, args.task, stream=args.stream, approver=approver)
 
     if result.unrecorded == len(result.events):  # refused before a single entry (P008)
-        print(f"\nLedger {redact(LEDGER_DB)}: nothing of run {result.run_id} was recorded.",
-              file=notes)
+        print(f"\nLedger {redacted_location(LEDGER_DB)}: nothing of run {result.run_id} "
+              "was recorded.", file=notes)
         return 1
     # Section 7: verify the chain after every run; keep the anchor somewhere else.
     check = ledger.verify_chain(result.run_id)
-    print(f"\nLedger {redact(LEDGER_DB)}, run {result.run_id}:\n{check.report()}", file=notes)
+    print(f"\nLedger {redacted_location(LEDGER_DB)}, run {result.run_id}:\n"
+          f"{check.report()}", file=notes)
     expected = ("rejected_preflight" if args.no_gate
                 else "rejected_at_gate" if args.reject else "completed")
     return 0 if result.status.value == expected and check.valid else 1

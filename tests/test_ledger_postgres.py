@@ -8,9 +8,11 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pytest
 
+from meshflow_nb import Policy
 from meshflow_nb.ledger import LedgerError, ReplayLedger
 from meshflow_nb.pipelines import build_capstone_pipeline
 
@@ -116,3 +118,60 @@ def test_opening_without_immutable_audit_does_not_remove_the_triggers(postgres_d
     with psycopg.connect(postgres_db, autocommit=True) as con, \
             pytest.raises(psycopg.errors.RaiseException, match="append-only"):
         con.execute("DELETE FROM ledger_entries")
+
+
+def installed_triggers(url: str) -> dict[str, int]:
+    """Each trigger on the ledger's tables and its oid (a reinstalled trigger has a new one)."""
+    with psycopg.connect(url) as con:
+        return dict(con.execute("SELECT tgname, oid FROM pg_trigger WHERE NOT tgisinternal"
+                                ).fetchall())
+
+
+def test_sealing_again_checks_the_triggers_and_leaves_them_alone(postgres_db):
+    ReplayLedger(postgres_db, immutable=True)
+    before = installed_triggers(postgres_db)
+    assert len(before) == 6
+    run_id = capstone_into(ReplayLedger(postgres_db)).run_id
+    assert ReplayLedger(postgres_db).seal().valid
+    assert installed_triggers(postgres_db) == before
+    assert ReplayLedger(postgres_db).verify_chain(run_id).valid
+
+
+def test_a_disabled_trigger_is_installed_again_when_sealing(postgres_db):
+    ReplayLedger(postgres_db, immutable=True)
+    with psycopg.connect(postgres_db, autocommit=True) as con:
+        con.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_no_truncate")
+    ReplayLedger(postgres_db).seal()
+    with psycopg.connect(postgres_db, autocommit=True) as con, \
+            pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+        con.execute("TRUNCATE ledger_entries")
+
+
+def test_p008_shows_a_uri_without_its_password(postgres_db):
+    capstone_into(ReplayLedger(postgres_db))
+    with psycopg.connect(postgres_db, autocommit=True) as con:
+        con.execute("UPDATE ledger_entries SET output = '\"edited\"' WHERE seq = 2")
+    with_password = postgres_db.replace("postgres@", "postgres:pa55word@", 1)
+    pipeline = ReplayLedger(with_password).attach(build_capstone_pipeline())
+    refused = pipeline.run("t", policy=Policy("standard", immutable_audit=True))
+    assert refused.preflight.rules == ["P008"]
+    shown = str(refused.preflight)
+    assert "ledger postgresql://postgres:***@/" in shown and "pa55word" not in shown
+    assert "pa55word" not in refused.summary()
+
+
+def test_both_stores_give_the_same_frames_for_the_same_runs(postgres_db, tmp_path):
+    local = ReplayLedger(tmp_path / "local.duckdb")
+    server = ReplayLedger(postgres_db)
+    pd.testing.assert_frame_equal(server.to_dataframe(), local.to_dataframe())  # empty
+    for task in ("first", "second"):
+        run_id = capstone_into(local, task).run_id
+        server.import_run(local.export_run(run_id))
+    entries = server.to_dataframe()
+    assert entries["tokens_in"].dtype == "Int64" and entries["cost_usd"].dtype == "float64"
+    pd.testing.assert_frame_equal(entries, local.to_dataframe(), check_exact=True)
+    pd.testing.assert_frame_equal(server.runs(), local.runs(), check_exact=True)
+    totals = ("SELECT run_id, count(*) AS entries, sum(cost_usd) AS cost, max(tokens_in) AS "
+              "most_in, min(carbon_g) AS carbon FROM ledger_entries GROUP BY run_id "
+              "ORDER BY run_id")
+    pd.testing.assert_frame_equal(server.sql(totals), local.sql(totals))

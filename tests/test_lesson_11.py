@@ -196,6 +196,18 @@ def test_each_tamper_is_named_on_the_copy(tmp_path: Path, kind: str, found: str)
     assert f": {found}: " in proc.stdout.split("without anchors: ")[1]
 
 
+def test_on_postgres_the_archive_and_the_copy_are_in_the_working_folder(
+        tmp_path: Path, postgres_db: str) -> None:
+    url = postgres_db.replace("postgres@", "postgres:pa55word@", 1)
+    proc = run_hands_on(SCRIPT.name, tmp_path, "--tamper", "edited", MESHFLOW_LEDGER_DB=url)
+    assert proc.returncode == 0, proc.stderr
+    assert "equals the stored hash" in proc.stdout
+    assert f"Archive {tmp_path / 'audit-archive'}: 2 export(s)" in proc.stdout
+    assert f"Tampered copy {tmp_path / 'tampered-edited.duckdb'} (edited)" in proc.stdout
+    assert "Ledger postgresql://postgres:***@/" in proc.stdout and "pa55word" not in proc.stdout
+    assert ReplayLedger(postgres_db).verify_chain().valid  # the server's ledger is untouched
+
+
 @pytest.mark.parametrize("args", [("--runs", "0"), ("--runs", "many"), ("--tamper", "x")])
 def test_a_bad_flag_is_one_line_and_exit_2(tmp_path: Path, args: tuple) -> None:
     proc = run(tmp_path, *args)

@@ -169,11 +169,31 @@ def test_between_classes_the_old_ledger_is_kept_and_a_fresh_one_set_up(classroom
                              ).fetchone() == (False,)
 
 
-@pytest.mark.xfail(strict=True, reason="sealing reinstalls the triggers, which only the owner "
-                   "may do (ledger/stores/postgres.py make_immutable); the guide says so")
 def test_a_learner_can_run_under_immutable_audit(classroom):
     set_up(classroom)
     ledger = ReplayLedger(classroom.url("ana", "class_ledger"))
     result = ledger.attach(build_capstone_pipeline()).run(
         "t", policy=Policy("standard", immutable_audit=True))
     assert result.ok, result.summary()
+    assert ReplayLedger(classroom.url("meshflow_owner", "class_ledger")).verify_chain().valid
+
+
+def test_a_learner_is_told_who_installs_triggers_that_are_missing(classroom):
+    classroom.block(0)
+    owner = classroom.url("meshflow_owner", "class_ledger")
+    capstone = build_capstone_pipeline()
+    ReplayLedger(owner, immutable=True).attach(capstone).run("t")
+    classroom.block(1)
+    with psycopg.connect(owner, autocommit=True) as con:
+        con.execute("ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_immutable")
+    ana = ReplayLedger(classroom.url("ana", "class_ledger")).attach(build_capstone_pipeline())
+    refused = ana.run("t", policy=Policy("standard", immutable_audit=True))
+    assert refused.status.value == "rejected_preflight"
+    assert not any(e.type.value == "node_start" for e in refused.events)
+    problem = next(p for p in refused.preflight.problems if p.rule == "P008")
+    assert "cannot be sealed by role ana" in problem.message
+    assert ": ledger_entries_immutable is missing or disabled" in problem.message
+    assert "Have meshflow_owner open the ledger" in problem.message
+    assert "does not verify" not in problem.message
+    assert ReplayLedger(owner).seal().valid  # the owner seals it again: ana runs
+    assert ana.run("t", policy=Policy("standard", immutable_audit=True)).ok

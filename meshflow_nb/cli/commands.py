@@ -28,8 +28,8 @@ from ..hitl.store import (
     waiting_process_alive,
 )
 from ..ledger import Anchor, ImmutableLedgerError, ReplayLedger, default_location, save_anchors
-from ..ledger.location import is_file_location
-from ..ledger.stores import is_read_only, redact
+from ..ledger.location import is_file_location, redacted_location
+from ..ledger.stores import is_read_only
 from ..localapi.server import LocalMessagesServer
 from ..version import __version__
 from .builders import build
@@ -357,7 +357,8 @@ def _ledger_sql(args: argparse.Namespace) -> int:
         return REFUSED
     print(_table(frame, args.width))
     if not is_read_only(args.query):
-        print(f"the ledger was changed: 'meshflow-nb ledger verify --db {redact(ledger.location)}' "
+        shown = redacted_location(ledger.location)
+        print(f"the ledger was changed: 'meshflow-nb ledger verify --db {shown}' "
               "shows what the verifier makes of it", file=sys.stderr)
     return 0
 
@@ -391,8 +392,9 @@ def _ledger_new(args: argparse.Namespace) -> int:
     """Start an empty DuckDB ledger; an existing file is moved aside, never deleted."""
     target = args.db or default_location()
     if not is_file_location(target):
-        raise CliError(f"'ledger new' starts DuckDB files only; for {redact(target)}, create "
-                       "a new database and pass its URI as --db or MESHFLOW_LEDGER_DB")
+        raise CliError(f"'ledger new' starts DuckDB files only; for "
+                       f"{redacted_location(target)}, create a new database and pass its URI "
+                       "as --db or MESHFLOW_LEDGER_DB")
     if os.path.isdir(target):
         raise CliError(f"{target} is a directory: pass the path of a ledger file")
     kept = _move_aside(Path(target)) if os.path.lexists(target) else None

@@ -22,8 +22,7 @@ from ..events import plural
 from ..hitl.store import approvals_dir
 from ..hitl.webhook import DEFAULT_SECRET_ENV, build_notice, post_notice
 from ..ledger import LedgerError, ReplayLedger
-from ..ledger.location import DEFAULT_LEDGER, LEDGER_ENV, is_file_location
-from ..ledger.stores import redact
+from ..ledger.location import DEFAULT_LEDGER, LEDGER_ENV, is_file_location, redacted_location
 from ..model.graph import Node
 from ..model.roles import Role
 from ..policy.config import Policy, PolicyMode
@@ -48,7 +47,7 @@ def ledger_db(folder: Path) -> Check:
             return skipped(f"{LEDGER_ENV} is not set and there is no {default}: no ledger "
                            "to verify")
         location = str(default)
-    shown = redact(location)
+    shown = redacted_location(location)
     try:
         result = ReplayLedger(_readable_copy(location, folder)).verify_chain()
     except (LedgerError, OSError) as err:
@@ -136,7 +135,7 @@ def otlp_export() -> Check:
     found = check_export(timeout_s=TIMEOUT_S, env=None)
     if not found.configured:
         return skipped(found.detail or "OTLP export is not configured")
-    where = redact(found.endpoint or "the configured endpoint")
+    where = redacted_location(found.endpoint or "the configured endpoint")
     if found.ok:
         return passed(f"exported to {where}: {found.detail}")
     return failed(f"export to {where} failed: {found.detail}",

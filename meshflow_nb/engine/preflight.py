@@ -55,7 +55,7 @@ def audit_damage(ledger: Recorder, *, seal: bool) -> str | None:
     try:
         check = ledger.seal() if seal else ledger.verify_chain()
     except MeshflowError as err:
-        return f"the ledger could not be verified: {err}"
+        return f"the ledger could not be checked or sealed: {err}"
     return None if check.valid else check.report()
 
 

@@ -17,7 +17,7 @@ from .errors import (
     LedgerValueError,
     LedgerWriteError,
 )
-from .location import DEFAULT_LEDGER, default_location
+from .location import DEFAULT_LEDGER, default_location, ledger_folder, redacted_location
 
 _LAZY = {
     "Anchor": "anchor", "save_anchors": "anchor", "Checkpoint": "checkpoint",
@@ -29,7 +29,8 @@ _LAZY = {
 __all__ = [
     "DEFAULT_LEDGER", "GENESIS", "Anchor", "Checkpoint", "Damage", "Durability", "Finding",
     "ImmutableLedgerError", "LedgerBusyError", "LedgerError", "LedgerGapError", "LedgerValueError",
-    "LedgerWriteError", "ReplayLedger", "VerificationResult", "default_location", "save_anchors",
+    "LedgerWriteError", "ReplayLedger", "VerificationResult", "default_location", "ledger_folder",
+    "redacted_location", "save_anchors",
 ]
 
 def __getattr__(name: str) -> Any:

@@ -26,10 +26,10 @@ from .checkpoint import Checkpoint, after_full_check, latest
 from .errors import ImmutableLedgerError, LedgerError
 from .forensics import ledger_head, recipe_check
 from .incremental import since_checkpoint
-from .location import default_location
+from .location import default_location, redacted_location
 from .rows import row_event
 from .schema import ENTRY_COLUMNS, set_marker
-from .stores import Store, is_read_only, open_store, redact
+from .stores import Store, is_read_only, open_store
 from .verify import VerificationResult, verify
 from .writer import Durability, LedgerWriter, close_all_writers
 
@@ -287,7 +287,7 @@ class ReplayLedger:
         return LedgerError(f"no run {run_id!r} in {self.store.where}")
 
     def __repr__(self) -> str:
-        return (f"<ReplayLedger {self.store.dialect} {redact(self.location)} "
+        return (f"<ReplayLedger {self.store.dialect} {redacted_location(self.location)} "
                 f"durability={self.durability}>")
 
 

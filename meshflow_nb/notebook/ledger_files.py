@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError, shown
+from ..ledger.location import redacted_location
 from ..ledger.replay import ReplayLedger
 
 __all__ = ["ledger_copy", "new_ledger"]
@@ -74,7 +75,7 @@ def _runs_to_copy(ledger: ReplayLedger, runs: Sequence[str] | None) -> list[str]
     unknown = [r for r in runs if r not in held]
     if unknown:
         raise ConfigError(f"runs names {shown(unknown[0])}, which has no entries in "
-                          f"{ledger.location}", argument="runs",
+                          f"{redacted_location(ledger.location)}", argument="runs",
                           fix="pass ids of runs in this ledger (result.run_id)")
     return [r for r in held if r in set(runs)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ..ledger.location import LEDGER_ENV, is_file_location
+from ..ledger.location import LEDGER_ENV, UNSEALABLE, is_file_location, redacted_location
 from ..model.graph import Blueprint, Topology
 from ..model.preflight import Problem
 
@@ -82,9 +82,9 @@ def ungated_nodes(definition: Blueprint, threshold: int) -> list[str]:
 
 
 def audit_problems(ledger_location: str | None, damage: str | None) -> list[Problem]:
-    """What immutable audit demands: a ledger (P007) that verifies before anything is
-    added (P008). ``damage`` is the verifier's report, or why the ledger could not be
-    verified; None when it verified."""
+    """What immutable audit demands: a ledger (P007) that verifies, and can be sealed,
+    before anything is added (P008). ``damage`` is the verifier's report, or why the
+    ledger could not be verified or sealed; None when it verified."""
     if ledger_location is None:
         return [Problem("P007", "no-ledger", "policy",
                         "immutable_audit is on but no ledger records this workflow.",
@@ -92,13 +92,28 @@ def audit_problems(ledger_location: str | None, damage: str | None) -> list[Prob
                         field="immutable_audit")]
     if damage is None:
         return []
-    return [Problem("P008", "ledger-fails-verification", f"ledger {ledger_location}",
+    where = f"ledger {redacted_location(ledger_location)}"
+    if UNSEALABLE in damage:
+        return [_unsealable(where, damage)]
+    return [Problem("P008", "ledger-fails-verification", where,
                     "this ledger is sealed: immutable audit appends only to a ledger that "
                     "verifies, and this one does not, so the run was refused: no node ran "
                     f"and nothing was written to the ledger.\n{damage}",
                     "keep this ledger as evidence and record in a fresh one: "
                     f"{_fresh_ledger_route(ledger_location)}; or restore it from a verified "
                     "export (import_run into an empty ledger).", field="immutable_audit")]
+
+
+def _unsealable(where: str, damage: str) -> Problem:
+    """P008 for a server ledger this role may append to but not seal (``damage`` names
+    the missing triggers and the tables' owner)."""
+    return Problem("P008", "ledger-fails-verification", where,
+                   "immutable audit appends only to a ledger whose database refuses changes, "
+                   "and this role cannot seal this one, so the run was refused before any "
+                   f"node ran.\n{damage}",
+                   "have the owner of the ledger's tables install the triggers once, as the "
+                   "message says, then run again; or run under immutable audit on a DuckDB "
+                   f"file of your own ({LEDGER_ENV}=production.db).", field="immutable_audit")
 
 
 def _fresh_ledger_route(ledger_location: str) -> str:

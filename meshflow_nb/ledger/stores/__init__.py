@@ -8,9 +8,9 @@ of the ledger that import a database driver, each when its first store opens;
 
 from __future__ import annotations
 
-from .base import Store, is_read_only, redact
+from .base import Store, is_read_only
 from .duckdb import DuckDBStore
 from .opening import open_store
 from .postgres import PostgresStore
 
-__all__ = ["DuckDBStore", "PostgresStore", "Store", "is_read_only", "open_store", "redact"]
+__all__ = ["DuckDBStore", "PostgresStore", "Store", "is_read_only", "open_store"]

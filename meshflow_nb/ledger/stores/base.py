@@ -24,6 +24,7 @@ import pandas as pd
 from ...events import EventType, plural
 from ..canonical import CURRENT_RECIPE, Recipe, marked_recipe
 from ..errors import LedgerError
+from ..location import redacted_location
 from ..rows import RUN_FIELDS, Row, chain_rows
 from ..schema import ENTRY_COLUMNS, RUN_COLUMNS, create_statements, read_marker
 
@@ -54,7 +55,7 @@ class Store(ABC):
     @property
     def where(self) -> str:
         """The ledger as messages name it, a password in a URI hidden."""
-        return f"the {self.title} ledger at {redact(self.location)}"
+        return f"the {self.title} ledger at {redacted_location(self.location)}"
 
     @abstractmethod
     def make_immutable(self) -> None:
@@ -326,9 +327,3 @@ def reason(err: BaseException) -> str:
     """The first line of a driver's message (the rest, often the SQL, stays in the cause)."""
     lines = str(err).strip().splitlines()
     return lines[0] if lines else type(err).__name__
-
-
-def redact(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``."""
-    uri = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", uri)
-    return re.sub(r"(password=)[^&\s]*", r"\1***", uri, flags=re.IGNORECASE)

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ImmutableLedgerError, LedgerError
+from ..location import UNSEALABLE
 from ..rows import Row
 from ..schema import CHECKPOINTS, CREATE_CHECKPOINTS
 from .base import ENTRY_NAMES, Store, reason, running
@@ -32,6 +33,27 @@ END $$ LANGUAGE plpgsql
 _SEALED_TABLES = ("ledger_entries", "ledger_meta", CHECKPOINTS)
 """The tables immutable audit closes to changes: the entries, the recipe marker and the
 verified checkpoints (new ones are still added)."""
+
+_TRIGGERS = {**{f"{t}_immutable": (t, 27) for t in _SEALED_TABLES},
+             **{f"{t}_no_truncate": (t, 34) for t in _SEALED_TABLES}}
+"""Each sealing trigger's table and ``pg_trigger.tgtype``: 27 is FOR EACH ROW, BEFORE,
+DELETE and UPDATE; 34 is BEFORE TRUNCATE (FOR EACH STATEMENT)."""
+
+_INSTALLED_TRIGGERS = """
+SELECT t.tgname, c.relname, t.tgtype, p.prosrc FROM pg_trigger t
+JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_proc p ON p.oid = t.tgfoid
+WHERE t.tgrelid IN (SELECT to_regclass(name) FROM unnest(?::text[]) AS name)
+  AND t.tgenabled IN ('O', 'A') AND p.proname = 'meshflow_reject_change'
+"""
+"""The enabled triggers on the sealed tables that call the refusing function."""
+
+_OWNER = "SELECT current_user, pg_get_userbyid(relowner) FROM pg_class WHERE oid = to_regclass(?)"
+"""This session's role and the owner of the entries table, for a refusal to seal."""
+
+_FLOATS = frozenset({"numeric", "float4", "float8"})
+_INTEGERS = {"int2": "int16", "int4": "int32", "int8": "int64"}
+"""PostgreSQL types read as DuckDB's frames have them: numbers as float64, integers as
+numpy integers (pandas' nullable ones when a value is NULL)."""
 
 
 class PostgresStore(Store):
@@ -87,10 +109,12 @@ class PostgresStore(Store):
                 yield _QmarkCursor(cur)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+        """The statement's rows as a DataFrame with the dtypes DuckDB gives the same table."""
         with self.transaction(running(sql)) as cur:
             cur.execute(sql, list(params))
-            names = [d.name for d in cur.description]
-            return pd.DataFrame(cur.fetchall(), columns=names)
+            if cur.description is None:  # a statement that returns no rows
+                return pd.DataFrame()
+            return _frame(cur.fetchall(), cur.description)
 
     def close(self) -> None:
         with self.failing("close the connection"):
@@ -110,12 +134,52 @@ class PostgresStore(Store):
                 copy.write_row([row[n] for n in ENTRY_NAMES])
 
     def make_immutable(self) -> None:
-        """Install triggers that reject UPDATE, DELETE and TRUNCATE on the entries and on
-        the recipe marker (the run records are updated as runs end, so they stay open).
+        """Have triggers reject UPDATE, DELETE and TRUNCATE on the entries, the recipe
+        marker and the checkpoints (the run records are updated as runs end, so they
+        stay open).
 
-        Idempotent, and never undone by the toolkit: opening the ledger without
+        Triggers already installed and enabled are only checked, so a role that may
+        append but not own the tables (a learner on a shared ledger) runs sealed; when
+        some are missing and this role may not install them, a LedgerError names them
+        and the tables' owner. Never undone by the toolkit: opening the ledger without
         immutable audit must not weaken a database another process sealed.
         """
+        missing = self._missing_triggers()
+        if not missing:
+            return
+        import psycopg
+
+        try:
+            self._install_triggers()
+        except LedgerError as err:
+            if isinstance(err.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise self._unsealable(missing, err.__cause__) from err
+            raise
+
+    def _missing_triggers(self) -> list[str]:
+        """The sealing triggers that are not installed, not enabled, or do not refuse."""
+        with self.transaction("read the immutability triggers", changes=False) as cur:
+            cur.execute(_INSTALLED_TRIGGERS, [list(_SEALED_TABLES)])
+            found = {(name, table, kind) for name, table, kind, body in cur.fetchall()
+                     if APPEND_ONLY in body}
+        return [name for name, (table, kind) in _TRIGGERS.items()
+                if (name, table, kind) not in found]
+
+    def _unsealable(self, missing: list[str], err: Exception) -> LedgerError:
+        """Why this role cannot seal the ledger, and who can."""
+        with self.transaction("read the owner of the ledger tables", changes=False) as cur:
+            cur.execute(_OWNER, ["ledger_entries"])
+            role, owner = cur.fetchall()[0]
+        verb = "is" if len(missing) == 1 else "are"
+        return LedgerError(
+            f"cannot install the immutability triggers on {self.where}, so it {UNSEALABLE} "
+            f"by role {role}: {', '.join(missing)} {verb} missing or disabled, and only the "
+            f"owner of the tables may install them ({reason(err)}). Have {owner} open the "
+            "ledger once under immutable audit (docs/postgres-classroom.md, step 2), then "
+            "run again")
+
+    def _install_triggers(self) -> None:
+        """Install (again) the refusing function and every sealing trigger, as the owner."""
         with self.transaction("install the immutability triggers") as cur:
             self._lock_ledger(cur)
             cur.execute(_IMMUTABLE_FUNCTION)
@@ -127,6 +191,24 @@ class PostgresStore(Store):
                             f"ON {table} FOR EACH ROW EXECUTE FUNCTION meshflow_reject_change()")
                 cur.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
                             "FOR EACH STATEMENT EXECUTE FUNCTION meshflow_reject_change()")
+
+
+def _frame(rows: list[tuple], description: Any) -> pd.DataFrame:
+    """Rows as a DataFrame typed by their PostgreSQL columns (see `_INTEGERS`)."""
+    from psycopg.postgres import types
+
+    frame = pd.DataFrame(rows, columns=[d.name for d in description], dtype=object)
+    for index, column in enumerate(description):
+        info = types.get(column.type_code)
+        kind = info.name if info else ""
+        values = frame.iloc[:, index]
+        if kind in _FLOATS:
+            frame.isetitem(index, values.astype("float64"))
+        elif kind in _INTEGERS:
+            dtype = _INTEGERS[kind]
+            frame.isetitem(index, values.astype(dtype.capitalize() if values.isna().any()
+                                                else dtype))
+    return frame.infer_objects()  # the other columns as pandas would read them
 
 
 class _QmarkCursor:
