@@ -31,13 +31,13 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     MeshflowError,
     Node,
     Role,
     RunResult,
+    ScriptParser,
     WorkflowDefinition,
     agent_for,
     run_and_print,
@@ -50,17 +50,9 @@ SEED_VAR = "MESHFLOW_MOCK_SEED"
 PROG = Path(__file__).name
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose mistakes are one line on stderr and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Say what is wrong in one line, and where the flags are listed."""
-        self.exit(2, f"{PROG}: error: {message} (see --help)\n")
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(prog=PROG, description=__doc__.splitlines()[0])
+    parser = ScriptParser(prog=PROG, description=__doc__.splitlines()[0])
     parser.add_argument("--task", default=TASK, help="what the workflow works on")
     parser.add_argument("--stream", action="store_true",
                         help="print every event as one JSON line as it happens")

@@ -34,7 +34,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from meshflow_nb import (
     PRICES,
@@ -49,6 +49,7 @@ from meshflow_nb import (
     PolicyMode,
     RiskTier,
     Role,
+    ScriptParser,
     WorkflowDefinition,
     fixed_approver,
     run_and_print,
@@ -120,17 +121,9 @@ def governed(timeout_s: float) -> Policy:
         enabled=True, tier_threshold=RiskTier.EXTERNAL_IO, timeout_s=timeout_s))
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """A usage mistake is one line on stderr and exit status 2, as in the course's CLI."""
-
-    def error(self, message: str) -> NoReturn:
-        """``02_agents_and_roles.py: error: ...: see --help``, then exit 2."""
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def parser() -> argparse.ArgumentParser:
     """The script's flags."""
-    flags = OneLineParser(description=__doc__.splitlines()[0],
+    flags = ScriptParser(description=__doc__.splitlines()[0],
                           epilog="\n".join(__doc__.splitlines()[1:8]),
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     flags.add_argument("--reject", action="store_true",

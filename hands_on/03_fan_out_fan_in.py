@@ -32,9 +32,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from meshflow_nb import MeshflowError, Node, Role, RunResult, WorkflowDefinition, fixed_approver
+from meshflow_nb import (
+    MeshflowError,
+    Node,
+    Role,
+    RunResult,
+    ScriptParser,
+    WorkflowDefinition,
+    fixed_approver,
+)
 from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import Timeline, plot_timeline
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
@@ -44,13 +52,6 @@ BRANCHES = ("technical", "business", "legal", "market", "cost", "risk")
 """The branches' names, in the order --branches takes them."""
 EDGE_SECONDS = 0.05
 """How long the planner and the writer work: the branches are what the lesson times."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with a usage mistake said in one line."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def slow_agent(name: str, seconds: float) -> Callable[[Any], str]:
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The flags, checked: a mistake exits 2 with one line."""
-    parser = Parser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--fail", metavar="BRANCH",
                       help="exercise 2: this branch raises half-way through the others")

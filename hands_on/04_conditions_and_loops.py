@@ -34,8 +34,7 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from meshflow_nb import (
     EventType,
@@ -45,6 +44,7 @@ from meshflow_nb import (
     RiskTier,
     Role,
     RunResult,
+    ScriptParser,
     WorkflowDefinition,
     fixed_approver,
     run_and_print,
@@ -96,13 +96,6 @@ def draft_loop(scores: Sequence[float], send_back: str = SEND_BACK, send_on: str
     )
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def scores_flag(text: str) -> list[float]:
     """``0.4,0.5,0.6`` as a list of scores between 0 and 1."""
     try:
@@ -117,7 +110,7 @@ def scores_flag(text: str) -> list[float]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scores", type=scores_flag, default=[0.6, 0.85], metavar="S1,S2,...",
                         help="the critic's score for each draft, first draft first "
                              "(default: 0.6,0.85)")

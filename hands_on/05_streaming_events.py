@@ -36,9 +36,16 @@ from collections import Counter
 from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
-from meshflow_nb import EventType, MeshEvent, MeshflowError, WorkflowDefinition, fixed_approver
+from meshflow_nb import (
+    EventType,
+    MeshEvent,
+    MeshflowError,
+    ScriptParser,
+    WorkflowDefinition,
+    fixed_approver,
+)
 from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 
@@ -46,17 +53,9 @@ LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "streaming.duckdb")
 SCRIPT = Path(__file__).name
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose every mistake is one line on stderr, and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Say what is wrong in one line, and where the flags are listed."""
-        self.exit(2, f"{SCRIPT}: error: {message} (see --help)\n")
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true",
                         help="print every event as one JSON line, and nothing else on stdout")
     parser.add_argument("--stop-at-cost", type=float, metavar="USD",

@@ -35,7 +35,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from meshflow_nb import (
     HumanGate,
@@ -46,6 +46,7 @@ from meshflow_nb import (
     RiskTier,
     Role,
     RunResult,
+    ScriptParser,
     WorkflowDefinition,
     agent_for,
     fixed_approver,
@@ -58,17 +59,9 @@ SCRIPT = Path(__file__).name
 TASK = "Announce our new solid-state battery line to the press"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose every mistake is one line on stderr, and exit status 2."""
-
-    def error(self, message: str) -> NoReturn:
-        """Say what is wrong in one line, and where the flags are listed."""
-        self.exit(2, f"{SCRIPT}: error: {message} (see --help)\n")
-
-
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=[m.value for m in PolicyMode], default="regulated",
                         help="the policy's mode (default: regulated)")
     parser.add_argument("--no-gate", action="store_true",

@@ -34,7 +34,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     EventType,
@@ -44,6 +43,7 @@ from meshflow_nb import (
     MockCritic,
     Policy,
     RunResult,
+    ScriptParser,
     check_cost,
     current_prices,
     estimate_cost,
@@ -59,13 +59,6 @@ MOCK_ROLES = {"researcher": ("researcher", None), "analyst_a": ("executor", "tec
               "analyst_b": ("executor", "business"), "writer": ("executor", "writer"),
               "publisher": ("orchestrator", None)}
 """The role and angle of each capstone agent but the critic, to rebuild it on a model."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
 
 
 def budget_flag(text: str) -> float:
@@ -96,7 +89,7 @@ def model_flag(text: str) -> tuple[str, str]:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     caps = parser.add_mutually_exclusive_group()
     caps.add_argument("--budget", type=budget_flag, default=DEFAULT_BUDGET, metavar="USD",
                       help=f"the policy's budget_usd (default: {DEFAULT_BUDGET})")

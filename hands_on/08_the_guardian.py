@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     AgentResult,
@@ -47,6 +45,7 @@ from meshflow_nb import (
     RiskTier,
     Role,
     RunResult,
+    ScriptParser,
     WorkflowDefinition,
 )
 from meshflow_nb.ledger import ReplayLedger, redacted_location
@@ -66,13 +65,6 @@ PAGE = ("Solid-state batteries: a field report\n"
 TASK = "Summarise the solid-state battery page for the team's notes"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def text_flag(text: str) -> str:
     """Text that says something: not empty, not only spaces."""
     if not text.strip():
@@ -82,7 +74,7 @@ def text_flag(text: str) -> str:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     modes = parser.add_mutually_exclusive_group()
     modes.add_argument("--action", choices=ACTIONS, default=None,
                        help="the guardian's action; off switches the layer off "

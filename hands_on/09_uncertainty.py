@@ -32,7 +32,6 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     AgentResult,
@@ -44,6 +43,7 @@ from meshflow_nb import (
     RiskTier,
     Role,
     RunResult,
+    ScriptParser,
     WorkflowDefinition,
     fixed_approver,
 )
@@ -63,13 +63,6 @@ GUESS = "waterproof to 50 m"
 """What the guess says: no source supports it, and lookup reports an uncertainty of 0.95."""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def threshold(text: str) -> float:
     """A threshold: a number from 0 to 1."""
     try:
@@ -83,7 +76,7 @@ def threshold(text: str) -> float:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     parser.add_argument("--escalate", type=threshold, default=0.7, metavar="U",
                         help="ask a human above this uncertainty (default: 0.7, STANDARD)")
     parser.add_argument("--block", type=threshold, default=0.9, metavar="U",

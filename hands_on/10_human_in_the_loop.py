@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     HumanGate,
@@ -38,6 +37,7 @@ from meshflow_nb import (
     Policy,
     RiskTier,
     Role,
+    ScriptParser,
     WorkflowDefinition,
     fixed_approver,
     run_and_print,
@@ -76,13 +76,6 @@ def announcement(gate: HumanGate | None, policy: Policy) -> WorkflowDefinition:
     return workflow.add_node(gate).add_edge("write", gate.id).add_edge(gate.id, "publish")
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def positive_seconds(text: str) -> float:
     """A --timeout value: seconds above 0."""
     try:
@@ -97,7 +90,7 @@ def positive_seconds(text: str) -> float:
 
 def parser() -> argparse.ArgumentParser:
     """The flags: who decides, how long the gate waits, where the ledger is."""
-    args = OneLineParser(description=__doc__.splitlines()[0])
+    args = ScriptParser(description=__doc__.splitlines()[0])
     who = args.add_mutually_exclusive_group()
     who.add_argument("--reject", action="store_true",
                      help="the scripted reviewer rejects (with --reason)")

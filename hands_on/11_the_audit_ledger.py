@@ -33,11 +33,10 @@ import hashlib
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import pandas as pd
 
-from meshflow_nb import MeshflowError, RunResult, fixed_approver
+from meshflow_nb import MeshflowError, RunResult, ScriptParser, fixed_approver
 from meshflow_nb.ledger import (
     ReplayLedger,
     VerificationResult,
@@ -66,13 +65,6 @@ FIX_TRUNCATED_RECORD = ("UPDATE ledger_runs SET entry_count = entry_count - 3, s
 """After truncating, the record made to agree: the table alone then shows no damage."""
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
-
-
 def runs_flag(text: str) -> int:
     """A number of runs: a whole number from 1 to MAX_RUNS."""
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_RUNS:
@@ -83,7 +75,7 @@ def runs_flag(text: str) -> int:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line: how many runs, the gate's decision, a tamper, the archive."""
-    parser = OneLineParser(description="Run the capstone, archive its runs and anchors, "
+    parser = ScriptParser(description="Run the capstone, archive its runs and anchors, "
                            "recompute a hash by hand and verify the ledger (lesson 11).")
     parser.add_argument("--runs", type=runs_flag, default=2,
                         help="how many runs, one after the other (default 2)")

@@ -30,7 +30,6 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     CircuitBreakerConfig,
@@ -41,6 +40,7 @@ from meshflow_nb import (
     Node,
     Policy,
     Role,
+    ScriptParser,
     WorkflowDefinition,
 )
 from meshflow_nb.ledger import ReplayLedger, redacted_location
@@ -50,13 +50,6 @@ from meshflow_nb.notebook.breaker_view import run_outcome
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "circuit.duckdb")
 TASK = "the market for heat pumps in apartment blocks"
 GOVERNED_ENDS = ("completed", "failed")
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
 
 
 def seconds_flag(text: str) -> float:
@@ -79,7 +72,7 @@ def count_flag(text: str) -> int:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     default = CircuitBreakerConfig()
     parser.add_argument("--no-breaker", action="store_true",
                         help="switch the layer off (circuit_breaker=None): no retries either")

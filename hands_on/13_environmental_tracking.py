@@ -36,7 +36,6 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     PRICES,
@@ -47,6 +46,7 @@ from meshflow_nb import (
     MockCritic,
     Policy,
     RunResult,
+    ScriptParser,
     fixed_approver,
 )
 from meshflow_nb.ledger import ReplayLedger, redacted_location
@@ -59,13 +59,6 @@ MOCK_ROLES = {"researcher": ("researcher", None), "analyst_a": ("executor", "tec
               "analyst_b": ("executor", "business"), "writer": ("executor", "writer"),
               "publisher": ("orchestrator", None)}
 """The role and angle of each capstone agent but the critic, to rebuild it on a model."""
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
 
 
 def grams_flag(text: str) -> float:
@@ -99,7 +92,7 @@ def revisions_flag(text: str) -> int:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line, checked."""
-    parser = OneLineParser(description=__doc__.splitlines()[0])
+    parser = ScriptParser(description=__doc__.splitlines()[0])
     caps = parser.add_mutually_exclusive_group()
     caps.add_argument("--carbon-budget", type=grams_flag, default=DEFAULT_BUDGET_G,
                       metavar="GRAMS",

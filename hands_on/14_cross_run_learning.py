@@ -28,9 +28,8 @@ import os
 import sys
 import textwrap
 from pathlib import Path
-from typing import NoReturn
 
-from meshflow_nb import MeshflowError, Policy, RunResult, fixed_approver
+from meshflow_nb import MeshflowError, Policy, RunResult, ScriptParser, fixed_approver
 from meshflow_nb.ledger import ReplayLedger, redacted_location
 from meshflow_nb.notebook import learning_store, revisions
 from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
@@ -38,13 +37,6 @@ from meshflow_nb.pipelines import CAPSTONE_TASK, build_capstone_pipeline
 LEDGER_DB = os.environ.get("MESHFLOW_LEDGER_DB", "learning.duckdb")
 GOVERNED_ENDS = ("completed", "rejected_at_gate")
 MAX_RUNS = 20
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
 
 
 def runs_flag(text: str) -> int:
@@ -57,7 +49,7 @@ def runs_flag(text: str) -> int:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line: how many runs, the layer on or off, the store kept or emptied."""
-    parser = OneLineParser(description="Run the capstone several times and watch what each "
+    parser = ScriptParser(description="Run the capstone several times and watch what each "
                            "run teaches the next (lesson 14).")
     parser.add_argument("--runs", type=runs_flag, default=3,
                         help="how many runs, one after the other (default 3)")

@@ -37,7 +37,6 @@ import subprocess
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import NoReturn
 
 from meshflow_nb import (
     ApprovalError,
@@ -48,6 +47,7 @@ from meshflow_nb import (
     PolicyMode,
     RiskTier,
     RunHandle,
+    ScriptParser,
 )
 from meshflow_nb.ledger import ReplayLedger
 from meshflow_nb.notebook import WebhookInbox, trace_of, trace_text
@@ -58,13 +58,6 @@ SECRET_ENV = "MESHFLOW_WEBHOOK_SECRET"
 ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SPAN_WAIT_S = 10.0
 NOTICE_POLL_S = 0.2
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose usage errors are one line (exit 2), not usage plus error."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{Path(__file__).name}: error: {message} (see --help)\n")
 
 
 def seconds(text: str) -> float:
@@ -80,7 +73,7 @@ def seconds(text: str) -> float:
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     """The command line: the decision, the reviewer, the ledger, conformance or not."""
-    parser = OneLineParser(description="Run the capstone with a PostgreSQL-ready ledger, a "
+    parser = ScriptParser(description="Run the capstone with a PostgreSQL-ready ledger, a "
                            "signed approval webhook, OTLP spans and a conformance check "
                            "(lesson 17).")
     parser.add_argument("--reject", action="store_true",

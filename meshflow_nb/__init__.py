@@ -65,7 +65,7 @@ __all__ = [
     "ModelPrice", "ModelRequestError", "Node",
     "NodeContext", "NodeRun", "Policy", "PolicyMode", "PreflightReport", "Problem",
     "ReplayLedger", "ReplayMissError", "RetiredModelError", "RiskTier", "Role", "RunHandle",
-    "RunResult", "RunStatus", "Totals", "UnknownModelError", "UnknownNodeError",
+    "RunResult", "RunStatus", "ScriptParser", "Totals", "UnknownModelError", "UnknownNodeError",
     "WorkflowDefinition", "__version__", "agent_for", "check_cost", "current_prices",
     "estimate_cost", "fixed_approver", "live_model", "run_and_print",
 ]
@@ -73,11 +73,16 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     """``ReplayLedger`` is imported on first use: it brings pandas and DuckDB, which a
-    workflow that keeps no ledger does not need at import time."""
+    workflow that keeps no ledger does not need at import time (``ScriptParser``,
+    argparse, likewise)."""
     if name == "ReplayLedger":
         from .ledger.replay import ReplayLedger
 
         return ReplayLedger
+    if name == "ScriptParser":  # argparse, for the hands-on scripts only
+        from .cli.script import ScriptParser
+
+        return ScriptParser
     raise AttributeError(f"module 'meshflow_nb' has no attribute {name!r}")
 
 
