@@ -48,6 +48,9 @@ CHANNEL = "webhook"
 """The channel a decision made through the inbox records."""
 MAX_BODY = 1 << 20
 """A notice is a few kilobytes; a bigger body is refused (HTTP 413) unread."""
+DRAIN_LIMIT = 16 << 20
+"""How much of a refused body is read and thrown away before the answer; past it the
+connection is closed on the sender."""
 POLL_S = 0.02
 ACCEPTED = 204
 
@@ -229,10 +232,18 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length") or "0"
         if self.path != PATH or not length.isdigit() or int(length) > MAX_BODY:
+            self._discard(int(length) if length.isdigit() else 0)
             self._answer(404 if self.path != PATH else 413 if length.isdigit() else 411)
             return
         body = self.rfile.read(int(length))
         self._answer(self.server.inbox._received(body, self.headers.get(SIGNATURE_HEADER)).status)
+
+    def _discard(self, length: int) -> None:
+        """Read a refused body and throw it away (up to `DRAIN_LIMIT`), so that a sender
+        still writing it reads the refusal instead of a broken pipe."""
+        left = min(length, DRAIN_LIMIT)
+        while left > 0 and (chunk := self.rfile.read(min(left, 1 << 16))):
+            left -= len(chunk)
 
     def _answer(self, status: int) -> None:
         """A status line and headers, no body: a notice's sender reads only the status."""
