@@ -189,6 +189,41 @@ def test_lessons_survive_into_another_process(store):
     assert json.loads(out) == expected
 
 
+def test_what_a_run_remembers_matches_a_fresh_read(store):
+    """The store keeps what it wrote instead of reading it back; another process,
+    reading the file from scratch, must find exactly the same lessons."""
+    first = capstone_events([0.6, 0.85])
+    store.record_run(first, WORKFLOW, TASK)
+    store.record_run(capstone_events([0.6, 0.7, 0.9], OTHER), WORKFLOW, OTHER)
+    store.record_run(first, WORKFLOW, TASK)  # recorded again: its outcomes are replaced
+    store.record_run(capstone_events([0.5, 0.9]), WORKFLOW, TASK)
+    here = {task: store.lessons_for("writer", task, limit=10) for task in (TASK, OTHER)}
+
+    out = run_python(f"""
+        import json
+        from meshflow_nb.policy.learning import LearningStore
+        store = LearningStore({store.location!r})
+        print(json.dumps({{t: store.lessons_for("writer", t, limit=10)
+                          for t in ({TASK!r}, {OTHER!r})}}))
+    """)
+    assert json.loads(out) == here
+    assert here[TASK] and here[OTHER]
+
+
+def test_a_change_made_outside_the_store_is_read_again(store):
+    store.record_run(capstone_events([0.6, 0.85]), WORKFLOW, TASK)
+    assert store.lessons_for("writer", TASK)
+    run_python(f"""
+        import duckdb
+        with duckdb.connect({store.location!r}) as con:
+            con.execute("DELETE FROM learning_outcomes")
+    """)
+    assert store.lessons_for("writer", TASK) == []
+    # the writer is no longer a known loop target: a run without revisions counts none
+    store.record_run(capstone_events([0.85]), WORKFLOW, TASK)
+    assert rows(store, "revision_count", "writer") == []
+
+
 def test_reset_forgets_everything(store):
     stored = store.record_run(capstone_events([0.6, 0.85]), WORKFLOW, TASK)
     assert store.reset() == len(stored)

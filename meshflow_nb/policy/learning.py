@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import astuple, dataclass, fields
+from dataclasses import astuple, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -274,6 +274,12 @@ def _insert_sql(count: int) -> str:
             f"VALUES {', '.join([row] * count)}")
 
 
+def _newest_first(rows: list[_Row]) -> list[tuple]:
+    """Just-inserted rows as `_LESSONS` reads them (ids follow row order)."""
+    return [(r.lesson_for, r.outcome.node_id, r.outcome.kind, r.outcome.value)
+            for r in reversed(rows)]
+
+
 _LESSONS = """
 SELECT lesson_for, node_id, kind, value FROM learning_outcomes
 WHERE task_kind = ?
@@ -287,14 +293,33 @@ _HOST_LOCK = threading.Lock()
 
 
 def _host() -> duckdb.DuckDBPyConnection:
-    """The process's in-memory DuckDB that store files are attached to (made on first use)."""
+    """The process's in-memory DuckDB that store files are attached to (made on first use;
+    one thread: the store's statements are tiny, and scheduling more costs more)."""
     if not _HOSTS:
-        _HOSTS.append(duckdb.connect(":memory:"))
+        _HOSTS.append(duckdb.connect(":memory:", config={"threads": 1}))
     return _HOSTS[0]
 
 
-_READ: dict[tuple[str, str], tuple[tuple[int, ...] | None, list[tuple]]] = {}
-"""(store file, task kind) -> the file's state when its lessons were read, and the rows."""
+@dataclass
+class _Seen:
+    """What this process knows of a store file; true while the file is in ``state``."""
+
+    state: tuple[int, ...] | None
+    lessons: dict[str, list[tuple]] = field(default_factory=dict)
+    """Task kind -> its lesson rows, newest first."""
+    revised: dict[str, set[str]] = field(default_factory=dict)
+    """Workflow -> the nodes it has revision counts for."""
+
+
+_SEEN: dict[str, _Seen] = {}
+"""Store file -> what was read or written there, as the file was when this process left it.
+Any other writer changes the file's state, and then nothing here is used."""
+
+
+def _seen(path: str) -> _Seen | None:
+    """What this process knows of the file, if the file is still as it left it."""
+    seen = _SEEN.get(path)
+    return seen if seen is not None and seen.state == _file_state(path) else None
 
 
 def _file_state(path: str) -> tuple[int, ...] | None:
@@ -330,26 +355,36 @@ class LearningStore:
             return []
 
         kind = task_kind(task)
-        lessons: list[tuple] = []
+        before = _seen(self.location) or _Seen(None)
+        after = _Seen(None, revised=dict(before.revised))
 
         def write(con: duckdb.DuckDBPyConnection) -> list[Outcome]:
-            known = {r[0] for r in con.execute(
-                "SELECT DISTINCT node_id FROM learning_outcomes "
-                "WHERE workflow = ? AND kind = 'revision_count'", [workflow]).fetchall()}
+            known = before.revised.get(workflow)
+            if known is None:
+                known = {r[0] for r in con.execute(
+                    "SELECT DISTINCT node_id FROM learning_outcomes "
+                    "WHERE workflow = ? AND kind = 'revision_count'", [workflow]).fetchall()}
             rows = _Extractor(events, workflow, task, known).rows()
             run_ids = sorted({e.run_id for e in events})
             con.execute("BEGIN TRANSACTION")
-            con.execute("DELETE FROM learning_outcomes WHERE list_contains(?, run_id)",
-                        [run_ids])
+            replaced = con.execute("DELETE FROM learning_outcomes WHERE list_contains(?, run_id)",
+                                   [run_ids]).fetchall()[0][0]
             if rows:  # one statement: DuckDB runs executemany row by row
                 con.execute(_insert_sql(len(rows)),
                             [v for r in rows for v in (*astuple(r.outcome), r.lesson_for)])
             con.execute("COMMIT")
-            lessons.extend(con.execute(_LESSONS, [kind]).fetchall())
+            after.revised[workflow] = known | {r.outcome.node_id for r in rows
+                                               if r.outcome.kind == "revision_count"}
+            if not replaced:  # only rows of this kind were added: the others still hold
+                after.lessons.update(before.lessons)
+            earlier = after.lessons.get(kind) if not replaced else None
+            after.lessons[kind] = (_newest_first(rows) + earlier if earlier is not None
+                                   else con.execute(_LESSONS, [kind]).fetchall())
             return [r.outcome for r in rows]
 
         outcomes = self._with_connection(write, create=True)
-        _READ[(self.location, kind)] = (_file_state(self.location), lessons)  # as just closed
+        after.state = _file_state(self.location)  # as just closed
+        _SEEN[self.location] = after
         return outcomes
 
     def lessons_for(self, node_id: str, task: str, limit: int = 3) -> list[str]:
@@ -367,13 +402,14 @@ class LearningStore:
     def _kind_lessons(self, kind: str) -> list[tuple]:
         """Every lesson row for tasks of ``kind``, newest first: read once per state of
         the file (a run asks for every node's lessons; any write changes the state)."""
-        key, state = (self.location, kind), _file_state(self.location)
-        cached = _READ.get(key)
-        if cached is None or cached[0] != state:
-            rows = self._with_connection(
-                lambda con: con.execute(_LESSONS, [kind]).fetchall()) or []
-            cached = _READ[key] = (state, rows)
-        return cached[1]
+        seen = _seen(self.location)
+        if seen is not None and kind in seen.lessons:
+            return seen.lessons[kind]
+        rows = self._with_connection(lambda con: con.execute(_LESSONS, [kind]).fetchall())
+        seen = _seen(self.location) or _Seen(_file_state(self.location))
+        seen.lessons[kind] = rows or []
+        _SEEN[self.location] = seen
+        return seen.lessons[kind]
 
     def to_dataframe(self) -> pd.DataFrame:
         """One row per outcome, oldest first, with the columns of `Outcome`."""
@@ -401,13 +437,19 @@ class LearningStore:
             return None
         if create:
             Path(self.location).parent.mkdir(parents=True, exist_ok=True)
+        known = _seen(self.location)  # as this process left it: the tables are there
         try:
             with self._connect() as con:
-                con.execute(_SCHEMA)
-                return work(con)
+                if known is None or known.state is None:
+                    con.execute(_SCHEMA)
+                result = work(con)
         except duckdb.Error as err:
             raise LearningError(f"the learning store at {self.location} cannot be used: "
                                 f"{str(err).splitlines()[0]}") from err
+        state = _file_state(self.location)
+        if known is None or known.state != state:  # written: what was read no longer holds
+            _SEEN[self.location] = _Seen(state)
+        return result
 
     @contextmanager
     def _connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
