@@ -29,7 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from timing import stats, target
 
 from meshflow_nb import WorkflowDefinition
-from meshflow_nb.hitl import GateRequest, fixed_approver
+from meshflow_nb.hitl import GateRequest, fixed_approver, unattended
 from meshflow_nb.pipelines import build_capstone_pipeline
 from meshflow_nb.pipelines.capstone import AGENT_IDS, QUALITY_THRESHOLD
 
@@ -133,7 +133,7 @@ def mesh_approver(trace: Trace) -> Callable[[GateRequest], Any]:
     def approve(request: GateRequest) -> Any:
         trace.record(request.node_id)
         return decide(request)
-    return approve
+    return unattended(approve)  # scripted: nobody is waited for
 
 
 def mesh_capstone(trace: Trace) -> WorkflowDefinition:

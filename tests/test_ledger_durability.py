@@ -11,8 +11,17 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from approvers import a_person
 
 from meshflow_nb import EventType, WorkflowDefinition
+from meshflow_nb.hitl import (
+    StoreApprover,
+    WebhookApprover,
+    fixed_approver,
+    headless_approver,
+    unattended,
+)
+from meshflow_nb.hitl.requests import asks_a_person
 from meshflow_nb.ledger import Durability, LedgerBusyError, LedgerError, ReplayLedger
 from meshflow_nb.ledger.stores import DuckDBStore
 from meshflow_nb.pipelines import build_capstone_pipeline
@@ -71,21 +80,51 @@ def test_event_mode_commits_every_event_before_the_run_goes_on(tmp_path):
     assert stored_when_seen and set(stored_when_seen) == {1}
 
 
-def test_step_mode_has_committed_everything_at_gates_and_at_the_end(tmp_path):
-    ledger = ReplayLedger(tmp_path / "step.duckdb")
-    at_barrier = {}
+def committed_at(ledger: ReplayLedger, approver, kinds=(EventType.GATE_PAUSE,
+                                                        EventType.RUN_COMPLETE)) -> dict:
+    """For each of ``kinds``: (entries of the run committed when it was seen, its seq)."""
+    seen = {}
 
     def check_committed(event):
-        if event.type in (EventType.GATE_PAUSE, EventType.RUN_COMPLETE):
-            at_barrier[event.type] = ledger.store.rows(
-                "SELECT count(*) FROM ledger_entries WHERE run_id = ?", [event.run_id])[0][0]
-            at_barrier[event.type, "seq"] = event.seq
+        if event.type in kinds:
+            seen[event.type] = (ledger.store.rows(
+                "SELECT count(*) FROM ledger_entries WHERE run_id = ?", [event.run_id])[0][0],
+                event.seq)
 
     wf = ledger.attach(build_capstone_pipeline(quality_scores=[0.9]))
     wf.subscribe(check_committed)
-    wf.run("t")
-    assert at_barrier[EventType.GATE_PAUSE] == at_barrier[EventType.GATE_PAUSE, "seq"]
-    assert at_barrier[EventType.RUN_COMPLETE] == at_barrier[EventType.RUN_COMPLETE, "seq"]
+    assert wf.run("t", approver=approver).ok
+    return seen
+
+
+def test_step_mode_has_committed_everything_before_a_person_is_asked_and_at_the_end(
+        tmp_path):
+    seen = committed_at(ReplayLedger(tmp_path / "step.duckdb"), a_person)
+    stored, seq = seen[EventType.GATE_PAUSE]
+    assert stored == seq  # the panel, the webhook or the store shows a pause on disk
+    stored, seq = seen[EventType.RUN_COMPLETE]
+    assert stored == seq
+
+
+def test_an_unattended_approver_is_not_waited_for_and_nothing_is_lost(tmp_path):
+    ledger = ReplayLedger(tmp_path / "scripted.duckdb")
+    seen = committed_at(ledger, fixed_approver(True, "ci"), kinds=(EventType.RUN_COMPLETE,))
+    stored, seq = seen[EventType.RUN_COMPLETE]
+    assert stored == seq and ledger.verify_chain().valid
+
+
+@pytest.mark.parametrize(("approver", "waits"), [
+    (a_person, True),
+    (fixed_approver(True, "ci"), False),
+    (headless_approver({}), False),
+    (headless_approver({"MESHFLOW_HITL": "reject"}), False),
+    (StoreApprover(), True),
+    (WebhookApprover("http://127.0.0.1:9/hook",
+                     environ={"MESHFLOW_WEBHOOK_SECRET": "s" * 32}), True),
+    (unattended(lambda request: a_person(request)), False),
+])
+def test_which_approvers_a_run_treats_as_a_person(approver, waits):
+    assert asks_a_person(approver) is waits
 
 
 def test_a_failed_write_loses_no_entry(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from approvers import a_person
 
 from meshflow_nb.events import EventType, MeshEvent, utc_now
 from meshflow_nb.ledger import Durability, LedgerWriteError, ReplayLedger
@@ -101,7 +102,7 @@ def test_a_run_whose_commits_fail_is_told_at_its_barrier(tmp_path):
 
     ledger = ReplayLedger(path)
     began = time.monotonic()
-    result = capstone(ledger, on_event=sabotage)
+    result = capstone(ledger, on_event=sabotage, approver=a_person)  # the pause waits
     assert time.monotonic() - began < PROMPT_S
     assert result.unrecorded and result.recording_error.startswith("gate_pause: run ")
     assert "Is a directory" in result.recording_error

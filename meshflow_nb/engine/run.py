@@ -28,7 +28,7 @@ from typing import Any
 from ..agents.base import AgentResult, NodeContext, normalize_result
 from ..errors import MeshflowError, redacted
 from ..events import EventBus, EventType, MeshEvent, utc_now
-from ..hitl.requests import Approver, Decision, GateRequest
+from ..hitl.requests import Approver, Decision, GateRequest, asks_a_person
 from ..ledger.errors import LedgerWriteError
 from ..model.conditions import ConditionEvalError, parse_condition
 from ..model.graph import Blueprint, Edge, HumanGate, Node, Topology
@@ -229,13 +229,16 @@ class Run:
 
     # --- events ----------------------------------------------------------------
 
-    def emit(self, type_: EventType, node: Node | None = None, **fields: Any) -> MeshEvent:
+    def emit(self, type_: EventType, node: Node | None = None, *, committed: bool = False,
+             **fields: Any) -> MeshEvent:
+        """Number the event, record it and publish it; ``committed``: the ledger has
+        committed it (and everything before it) before anyone sees it."""
         self._seq += 1
         event = MeshEvent(run_id=self.run_id, seq=self._seq, ts=utc_now(), type=type_,
                           node_id=node.id if node else None,
                           role=_role(node) if node else None, **fields)
         if self.ledger is not None:
-            self._record(event)
+            self._record(event, committed)
         self.bus.publish(event)
         return event
 
@@ -251,11 +254,14 @@ class Run:
                                    type=EventType.NODE_PARTIAL, node_id=node.id,
                                    role=_role(node), payload=payload))
 
-    def _record(self, event: MeshEvent) -> None:
-        """Hand the event to the ledger; a refusal or failure is counted, never lost
-        quietly, and when the policy requires audit it stops the run (fail closed)."""
+    def _record(self, event: MeshEvent, committed: bool = False) -> None:
+        """Hand the event to the ledger (and wait for its commit, if ``committed``); a
+        refusal or failure is counted, never lost quietly, and when the policy requires
+        audit it stops the run (fail closed)."""
         try:
             self.ledger.record(event)
+            if committed:
+                self.ledger.flush(run_id=self.run_id)
         except MeshflowError as err:
             self._unrecorded(f"{event.type.value}: {err}", err)
 
@@ -426,14 +432,17 @@ class Run:
         hitl = self.policy.human_in_loop if self.policy else None
         timeout = getattr(node, "timeout_s", None) if node.is_gate else None
         timeout = timeout or (hitl.timeout_s if hitl else None)
-        self.emit(EventType.GATE_PAUSE, node, output=content, payload={
+        policy_decides = hitl is not None and not hitl.enabled
+        # a paused run is on disk before a person is asked (panel, webhook, store)
+        person = not policy_decides and asks_a_person(self._approver)
+        self.emit(EventType.GATE_PAUSE, node, committed=person, output=content, payload={
             "prompt": prompt, "reason": reason, "protects": list(protects),
             "risk_tier": tier.name, "timeout_s": timeout,
             "content_from": getattr(node, "content_from", None)})
         request = GateRequest(self.run_id, node.id, content, prompt, protects, tier, timeout,
                               checkpoint=self.checkpoint(node.id, content),  # pause included
                               reason=reason)
-        if hitl is not None and not hitl.enabled:
+        if policy_decides:
             decision = Decision(True, "policy", "human_in_loop is disabled in this policy",
                                 channel="policy", node_id=node.id)
         else:

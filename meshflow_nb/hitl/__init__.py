@@ -15,6 +15,7 @@ from .requests import (
     Decision,
     GateRequest,
     parse_verdict,
+    unattended,
 )
 from .resolve import resolve_approver
 from .store import StoreApprover, approvals_dir, pending_requests, submit_decision
@@ -23,4 +24,4 @@ from .webhook import WebhookApprover, verify_signature
 __all__ = ["VERDICTS", "ApprovalConfigError", "ApprovalError", "Approver", "Decision",
            "GateRequest", "StoreApprover", "WebhookApprover", "approvals_dir", "fixed_approver",
            "headless_approver", "parse_verdict", "pending_requests", "resolve_approver",
-           "submit_decision", "terminal_approver", "verify_signature"]
+           "submit_decision", "terminal_approver", "unattended", "verify_signature"]

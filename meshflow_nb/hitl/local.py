@@ -11,7 +11,14 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .requests import Approver, Decision, GateRequest, content_preview, parse_verdict
+from .requests import (
+    Approver,
+    Decision,
+    GateRequest,
+    content_preview,
+    parse_verdict,
+    unattended,
+)
 
 log = logging.getLogger("meshflow_nb.approvals")
 
@@ -46,7 +53,7 @@ def _default_approver(reviewer: str) -> Approver:
         return Decision(True, reviewer, DEFAULT_APPROVAL, channel="headless",
                         node_id=request.node_id)
 
-    return decide
+    return unattended(decide)
 
 
 def fixed_approver(approved: bool, reviewer: str, reason: str = "",
@@ -56,7 +63,7 @@ def fixed_approver(approved: bool, reviewer: str, reason: str = "",
     async def decide(request: GateRequest) -> Decision:
         return Decision(approved, reviewer, reason, channel=channel, node_id=request.node_id)
 
-    return decide
+    return unattended(decide)
 
 
 # --- the terminal prompt ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..errors import ConfigError, MeshflowError
 from ..events import utc_now
@@ -82,6 +82,22 @@ class Decision:
 
 Approver = Callable[[GateRequest], "Decision | Awaitable[Decision]"]
 """Anything that answers a gate: a function or coroutine function from request to decision."""
+
+_A = TypeVar("_A", bound=Callable)
+_UNATTENDED = "meshflow_unattended"
+
+
+def unattended(approver: _A) -> _A:
+    """Mark ``approver`` as answering with no person to wait for (a script, a CI setting),
+    so a run does not commit its pause before asking it; returns ``approver``."""
+    setattr(approver, _UNATTENDED, True)
+    return approver
+
+
+def asks_a_person(approver: Approver | None) -> bool:
+    """Whether a gate's question may wait for a person: any approver not marked
+    `unattended` (a panel, a prompt, a webhook, the approvals store, a function)."""
+    return approver is not None and not getattr(approver, _UNATTENDED, False)
 
 VERDICTS = {"approve": True, "approved": True, "yes": True,
             "reject": False, "rejected": False, "no": False}

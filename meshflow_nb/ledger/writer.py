@@ -1,8 +1,10 @@
 """The ledger's event subscriber: a write-behind writer with two durability modes.
 
 ``step`` (default): events queue up and a writer thread commits them in batches while
-the run goes on; the run waits for its events to be committed when a human gate pauses
-and when the run ends. A crash loses at most the events of the step in progress.
+the run goes on; the run waits for its events to be committed when it ends (and, through
+``flush``, before a person is asked at a gate and, under audit, before a node that acts
+on the world: the engine decides those). A crash loses at most the events of the step
+in progress.
 ``event``: every event is committed before the run goes on (slower, loses nothing).
 
 Commits are grouped: a thread that waits for its events (at a gate, at the end of a
@@ -121,9 +123,8 @@ class LedgerWriter:
         except LedgerValueError as err:
             self._refused(event, err)
             raise
-        kind = event.type  # a gate's pause and a run's end wait (identity: no enum hash)
-        waits = (kind is EventType.GATE_PAUSE or kind is EventType.RUN_COMPLETE
-                 or self.durability is Durability.EVENT)
+        # a run's end waits (identity: no enum hash)
+        waits = event.type is EventType.RUN_COMPLETE or self.durability is Durability.EVENT
         ticket = self._enqueue(row, wake_writer=not waits)
         if waits:
             self.wait(ticket, run_id=row["run_id"])
