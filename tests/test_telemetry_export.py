@@ -209,3 +209,22 @@ def test_the_export_check_reports_a_malformed_endpoint_by_its_variable():
     check = check_export(env={"OTEL_EXPORTER_OTLP_ENDPOINT": "collector:4318"})
     assert check.configured and not check.ok
     assert "OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL" in check.detail
+
+
+def test_a_batch_sent_again_after_a_slow_answer_is_kept_once(receiver):
+    """An exporter that gave up waiting sends the batch again: the spans count once."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    finished = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(finished))
+    with provider.get_tracer("test").start_as_current_span("invoke_workflow twice"):
+        pass
+    exporter = OTLPSpanExporter(endpoint=f"{receiver.endpoint}/v1/traces")
+    for _ in range(2):
+        exporter.export(finished.get_finished_spans())
+    receiver.wait_for_requests(2)
+    assert [s.name for s in receiver.wait_for(1)] == ["invoke_workflow twice"]

@@ -165,14 +165,15 @@ class OtlpReceiver:
             self._spans.clear()
 
     def _arrive(self, body: bytes) -> None:
-        """Count the request, then keep its spans (once released, when held)."""
+        """Count the request, then keep its spans (once released, when held), each once."""
         with self._arrived:
             self._requests += 1
             self._arrived.notify_all()
         self._open.wait(HOLD_LIMIT_S)
         spans = decode(body) if self.status == 200 else []
-        with self._arrived:
-            self._spans.extend(spans)
+        with self._arrived:  # a batch sent again after a slow answer is kept once
+            known = {(s.trace_id, s.span_id) for s in self._spans}
+            self._spans.extend(s for s in spans if (s.trace_id, s.span_id) not in known)
             self._arrived.notify_all()
 
 
